@@ -1,0 +1,125 @@
+"""The `ckptcompat` command (also `python -m pytest_ckptcompat`).
+
+Exit codes, for every subcommand: 0 fine, 1 an incompatibility was found,
+2 bad usage or unreadable input (one line on stderr, naming the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+from .errors import CkptCompatError
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+SAFE_GLOBALS_INI = "ckpt_compat_safe_globals"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse prints usage + message and exits 2; keep it to one line.
+        self.exit(EXIT_USAGE, f"ckptcompat: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `ckptcompat`."""
+    parser = _Parser(
+        prog="ckptcompat",
+        description="Serialization compatibility of PyTorch checkpoints under "
+        "torch.load(weights_only=True).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    scan = sub.add_parser(
+        "scan",
+        help="which globals a checkpoint needs and whether it loads here (never executes it)",
+        description="Statically scan checkpoints: every global they name, its status under the "
+        "torch installed here (allowed / allowed-user / blocked / missing), whether it can run "
+        "code, and a loadable verdict. Nothing is unpickled. Exit 0 when every file is "
+        "loadable, 1 when one is not, 2 when one cannot be read.",
+    )
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint files")
+    scan.add_argument("--json", action="store_true", help="print ckptcompat.scan/1 JSON")
+    scan.add_argument(
+        "--safe-global",
+        action="append",
+        default=[],
+        metavar="MODULE.NAME",
+        help="allowlist a global as your code does with add_safe_globals (repeatable)",
+    )
+    scan.add_argument(
+        "--no-project-config",
+        action="store_true",
+        help=f"ignore the {SAFE_GLOBALS_INI} ini key of the pytest configuration found here",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "scan":
+            return _scan(args)
+    except CkptCompatError as exc:
+        print(f"ckptcompat: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
+
+
+def _allowlist_names(args: argparse.Namespace) -> list[str]:
+    from .allowlist import parse_entries
+    from .project_config import find_ini, ini_lines
+
+    names = parse_entries(args.safe_global, "--safe-global")
+    if not args.no_project_config and (found := find_ini()):
+        path, section = found
+        names += parse_entries(ini_lines(section, SAFE_GLOBALS_INI), f"{path} ({SAFE_GLOBALS_INI})")
+    return names
+
+
+def _scan(args: argparse.Namespace) -> int:
+    names = _allowlist_names(args)
+    try:
+        from .rules import TorchRules
+
+        rules = TorchRules.from_installed()
+    except ImportError as exc:
+        raise CkptCompatError(
+            f"torch is not importable here ({exc}); scan judges files against the installed torch"
+        ) from None
+    from .allowlist import Allowlist
+    from .scan import SCHEMA, scan_file
+
+    allowlist = Allowlist.build(names, rules)
+    results = [scan_file(Path(p), rules, allowlist) for p in args.paths]
+    if args.json:
+        doc = {
+            "schema": SCHEMA,
+            "torch": rules.version,
+            "numpy": _numpy_version(),
+            "files": [r.to_json() for r in results],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        from .report_text import scan_text
+
+        print(scan_text(results, rules))
+    for result in results:
+        if result.error:
+            print(f"ckptcompat: error: {result.error}", file=sys.stderr)
+    if any(r.error for r in results):
+        return EXIT_USAGE
+    return EXIT_OK if all(r.loadable for r in results) else EXIT_FOUND
+
+
+def _numpy_version() -> str | None:
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return str(numpy.__version__)

@@ -1,0 +1,35 @@
+"""The environment tag (`torch2.6.0-numpy2.2.6-py3.11`) and the versions behind it."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+
+def _version(module: str) -> str | None:
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return None
+    return str(mod.__version__)
+
+
+def environment() -> dict[str, Any]:
+    """torch, numpy, python and platform of this process (imports torch and numpy)."""
+    torch = _version("torch")
+    numpy = _version("numpy")
+    python = ".".join(map(str, sys.version_info[:2]))
+    return {
+        "tag": tag(torch, numpy, python),
+        "torch": torch,
+        "numpy": numpy,
+        "python": platform.python_version(),
+        "platform": f"{sys.platform}-{platform.machine()}",
+    }
+
+
+def tag(torch: str | None, numpy: str | None, python: str) -> str:
+    """`torch2.13.0-numpy2.4.6-py3.11`: local build suffixes (`+cpu`) dropped."""
+    parts = [f"torch{(torch or 'none').split('+')[0]}", f"numpy{numpy or 'none'}", f"py{python}"]
+    return "-".join(parts)

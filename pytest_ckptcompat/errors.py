@@ -1,0 +1,27 @@
+"""The exceptions the package raises; each says what is wrong in one line."""
+
+from __future__ import annotations
+
+
+class CkptCompatError(Exception):
+    """Base class of every error pytest-ckptcompat raises on purpose."""
+
+
+class PickleFormatError(CkptCompatError, ValueError):
+    """The bytes are not a well-formed pickle (the message gives the byte offset)."""
+
+
+class UnreadableCheckpointError(CkptCompatError):
+    """A checkpoint file cannot be read or understood.
+
+    `str()` is one line naming the file and the problem, ready for a CLI.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class SafeGlobalError(CkptCompatError, ValueError):
+    """An allowlist entry (`module.name`) is malformed or names nothing here."""

@@ -1,0 +1,205 @@
+"""`CkptCompat`, the object behind the `ckpt_compat` fixture (imports torch lazily)."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from .allowlist import Allowlist, parse_entries, parse_entry, torch_key
+from .errors import SafeGlobalError
+from .plugin import MARKER, SAFE_GLOBALS_INI
+from .rules import TorchRules, Verdict
+
+_RULES_KEY = pytest.StashKey[TorchRules]()
+
+
+class CkptCompat:
+    """Roundtrips objects through `torch.save` / `torch.load(weights_only=True)`."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self._request = request
+        config = request.config
+        marker = request.node.get_closest_marker(MARKER)
+        self._marker_safe, self.expect_blocked = _parse_marker(marker)
+        self._ini_safe = parse_entries(config.getini(SAFE_GLOBALS_INI), f"ini {SAFE_GLOBALS_INI}")
+
+    def rules(self) -> TorchRules:
+        """The installed torch's rules, read once per session (its own registrations read fresh)."""
+        stash = self._request.config.stash
+        if _RULES_KEY not in stash:
+            stash[_RULES_KEY] = TorchRules.from_installed()
+        import dataclasses
+
+        from torch import _weights_only_unpickler as wou
+
+        user = getattr(wou, "_get_user_allowed_globals", None)
+        return dataclasses.replace(
+            stash[_RULES_KEY], preregistered=frozenset(user()) if user else frozenset()
+        )
+
+    def roundtrip(self, obj: Any, *, safe_globals: Iterable[Any] = ()) -> Any:
+        """Save `obj`, load it with `weights_only=True`, compare, and return what loaded.
+
+        `safe_globals` entries are `"module.name"` strings, objects, or
+        `(obj, "module.name")` pairs, added to the ini and marker allowlists.
+        """
+        __tracebackhide__ = True
+        import torch
+
+        from .archive import PickleBlob
+        from .compare import deep_diff, format_mismatches
+        from .pickle_vm import TypeResolver
+        from .scan import walk
+
+        rules = self.rules()
+        allowlist = self._allowlist(safe_globals, rules)
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        data = buffer.getvalue()
+        verdict = rules.judge(
+            walk(PickleBlob("data.pkl", _data_pkl(data), main=True), rules, TypeResolver()),
+            allowlist.keys,
+            allowlist.types,
+            allowlist.missing,
+        )
+        loaded: Any = None
+        error: BaseException | None = None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # protocol / numpy deprecation noise
+                with torch.serialization.safe_globals(allowlist.entries):  # type: ignore[arg-type]
+                    loaded = torch.load(io.BytesIO(data), weights_only=True)
+        except Exception as exc:  # any failure of torch.load is the finding
+            error = exc
+
+        if self.expect_blocked:
+            self._check_expected_blocked(verdict, error)
+        if error is not None:
+            pytest.fail(self._blocked_message(obj, verdict, error, rules), pytrace=False)
+        mismatches = deep_diff(obj, loaded)
+        if mismatches:
+            pytest.fail(
+                "ckpt_compat.roundtrip: loads under weights_only=True, but differs from what "
+                f"was saved:\n{format_mismatches(mismatches)}",
+                pytrace=False,
+            )
+        return loaded
+
+    def _allowlist(self, extra: Iterable[Any], rules: TorchRules) -> Allowlist:
+        names = [*self._ini_safe, *self._marker_safe]
+        objects: list[object] = []
+        for entry in extra:
+            if isinstance(entry, str):
+                names.append(parse_entry(entry, "roundtrip(safe_globals=...)"))
+            else:
+                objects.append(entry)
+        allowlist = Allowlist.build(names, rules)
+        for entry in objects:
+            allowlist.entries.append(entry)
+            if isinstance(entry, tuple):
+                allowlist.keys |= {entry[1]}
+                entry = entry[0]
+            else:
+                allowlist.keys |= {torch_key(entry, rules)}
+            allowlist.types |= {
+                f"{getattr(entry, '__module__', 'builtins')}.{getattr(entry, '__qualname__', '')}"
+            }
+        return allowlist
+
+    def _check_expected_blocked(self, verdict: Verdict, error: BaseException | None) -> None:
+        __tracebackhide__ = True
+        expected = set(self.expect_blocked)
+        blocked = set(verdict.blocked)
+        if error is None or not expected <= blocked:
+            loads = sorted(expected - blocked) if error is not None else sorted(expected)
+            pytest.fail(
+                f"ckpt_compat: expect_blocked lists {', '.join(loads)}, but "
+                f"{'they now load' if len(loads) > 1 else 'it now loads'} under torch "
+                f"{self.rules().version}: remove {'them' if len(loads) > 1 else 'it'} from "
+                "@pytest.mark.ckpt_compat(expect_blocked=[...])",
+                pytrace=False,
+            )
+        if blocked <= expected and not verdict.obstacles:
+            pytest.xfail(f"blocked as expected: {', '.join(sorted(expected))}")
+
+    def _blocked_message(
+        self, obj: object, verdict: Verdict, error: BaseException, rules: TorchRules
+    ) -> str:
+        from .env import environment
+        from .fixes import fix_for, render
+        from .locate import locate_globals
+
+        env = environment()
+        lines = [
+            "ckpt_compat.roundtrip: does not load under torch.load(weights_only=True) "
+            f"[torch {env['torch']}, numpy {env['numpy']}]"
+        ]
+        blocked = [r for r in verdict.requirements if not r.status.startswith("allowed")]
+        if blocked:
+            places = locate_globals(obj, [r.name for r in blocked])
+            width = max(len(r.name) for r in blocked)
+            lines.append(f"{len(blocked)} blocked (torch's error names only the first):")
+            for r in blocked:
+                where = ", ".join(places.get(r.name, [])) or "?"
+                extra = f"  [{r.note}]" if r.note else ""
+                lines.append(f"  {r.name:<{width}}  at {where}{extra}")
+        for o in verdict.obstacles:
+            lines.append(f"  {o.code}: {o.message}")
+        torch_says = " ".join(str(error).replace("\x1b[1m", "").replace("\x1b[0m", "").split())
+        lines.append(f"torch says: {type(error).__name__}: {_key_part(torch_says)}")
+        if not blocked and not verdict.obstacles:
+            lines.append(
+                "(the static scan expected this to load: please report it to pytest-ckptcompat)"
+            )
+        if blocked:
+            lines.append(render(fix_for(r, rules) for r in blocked))
+        return "\n".join(lines)
+
+
+def _key_part(message: str) -> str:
+    # torch wraps the useful sentence in boilerplate; keep what follows its marker.
+    marker = "WeightsUnpickler error:"
+    if marker in message:
+        message = message.split(marker, 1)[1].strip()
+    return message.split(" Check the documentation")[0][:400]
+
+
+def _data_pkl(archive: bytes) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        name = next(n for n in zf.namelist() if n.endswith("/data.pkl"))
+        return zf.read(name)
+
+
+def _parse_marker(marker: pytest.Mark | None) -> tuple[list[str], list[str]]:
+    """Strictly parse `@pytest.mark.ckpt_compat(safe_globals=[...], expect_blocked=[...])`."""
+    if marker is None:
+        return [], []
+    if marker.args:
+        raise pytest.UsageError(
+            f"@pytest.mark.{MARKER} takes keyword arguments only: "
+            "safe_globals=[...], expect_blocked=[...]"
+        )
+    unknown = set(marker.kwargs) - {"safe_globals", "expect_blocked"}
+    if unknown:
+        raise pytest.UsageError(
+            f"@pytest.mark.{MARKER}: unknown argument(s) {', '.join(sorted(unknown))}; "
+            "expected safe_globals=[...], expect_blocked=[...]"
+        )
+    out = []
+    for key in ("safe_globals", "expect_blocked"):
+        value = marker.kwargs.get(key, [])
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise pytest.UsageError(
+                f"@pytest.mark.{MARKER}({key}=...) must be a list of 'module.name' strings"
+            )
+        try:
+            out.append([parse_entry(v, f"@pytest.mark.{MARKER}({key}=...)") for v in value])
+        except SafeGlobalError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return out[0], out[1]

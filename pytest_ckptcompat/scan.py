@@ -1,0 +1,157 @@
+"""`scan_file`: which globals a checkpoint needs and whether it loads here, without loading it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .allowlist import Allowlist
+from .archive import Checkpoint, PickleBlob, open_checkpoint
+from .errors import CkptCompatError, PickleFormatError, UnreadableCheckpointError
+from .fastscan import analyze_fast
+from .pickle_vm import PickleFacts, TypeResolver, analyze
+from .rules import Obstacle, Requirement, TorchRules, Verdict
+
+SCHEMA = "ckptcompat.scan/1"
+
+
+@dataclass
+class FileScan:
+    """The scan of one file: its verdict under one torch, or why it could not be read."""
+
+    path: str
+    format: str | None = None
+    verdict: Verdict | None = None
+    pickles: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def loadable(self) -> bool:
+        """True when torch.load(weights_only=True) would succeed here."""
+        return self.verdict is not None and self.verdict.loadable
+
+    def reasons(self) -> list[str]:
+        """Why it does not load, one line each (empty when it does)."""
+        if self.error:
+            return [self.error]
+        assert self.verdict is not None
+        out = [
+            f"blocked global {r.name}"
+            for r in self.verdict.requirements
+            if r.kind == "global" and r.status == "blocked"
+        ]
+        out += [
+            f"missing global {r.name}: {r.note}"
+            for r in self.verdict.requirements
+            if r.status == "missing"
+        ]
+        out += [
+            f"blocked at {r.kind.upper()}: {r.name}"
+            for r in self.verdict.requirements
+            if r.kind != "global" and r.status == "blocked"
+        ]
+        out += [o.message for o in self.verdict.obstacles]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The `files[]` record of the `ckptcompat.scan/1` schema."""
+        reqs = self.verdict.requirements if self.verdict else ()
+        return {
+            "path": self.path,
+            "format": self.format,
+            "loadable": self.loadable,
+            "globals": [
+                {
+                    "name": r.name,
+                    "status": r.status,
+                    "dangerous": r.dangerous,
+                    "count": r.count,
+                    "kind": r.kind,
+                    **({"key": r.key} if r.key else {}),
+                    **({"note": r.note} if r.note else {}),
+                }
+                for r in reqs
+            ],
+            "obstacles": [
+                {"code": o.code, "message": o.message}
+                for o in (self.verdict.obstacles if self.verdict else ())
+            ],
+            "reasons": self.reasons() if not self.loadable else [],
+            "pickles": self.pickles,
+            "error": self.error,
+        }
+
+
+def walk(blob: PickleBlob, rules: TorchRules, types: TypeResolver) -> PickleFacts:
+    """The facts of one pickle: the fast path when it applies, else the exact machine."""
+    if blob.facts is not None:
+        return blob.facts
+    facts = analyze_fast(blob.data, blob.start, supported=rules.supported_opcodes, types=types)
+    if facts is None:
+        facts = analyze(blob.data, blob.start, types=types)
+    return facts
+
+
+def scan_file(
+    path: str | os.PathLike[str],
+    rules: TorchRules,
+    allowlist: Allowlist | None = None,
+    *,
+    types: TypeResolver | None = None,
+) -> FileScan:
+    """Scan one checkpoint file; never raises for a bad file (see `FileScan.error`)."""
+    shown = os.fspath(path)
+    allowlist = allowlist or Allowlist()
+    types = types or TypeResolver()
+    try:
+        ckpt = open_checkpoint(path)
+        return _judge(ckpt, rules, allowlist, types)
+    except UnreadableCheckpointError as exc:
+        return FileScan(shown, error=str(exc))
+    except CkptCompatError as exc:  # pragma: no cover - defensive: every error names the file
+        return FileScan(shown, error=f"{shown}: {exc}")
+
+
+def _judge(
+    ckpt: Checkpoint, rules: TorchRules, allowlist: Allowlist, types: TypeResolver
+) -> FileScan:
+    requirements: dict[str, Requirement] = {}
+    obstacles: list[Obstacle] = [Obstacle("format", p) for p in ckpt.problems]
+    if ckpt.format == "torchscript" and rules.has_tuple_form:
+        obstacles.append(
+            Obstacle(
+                "format",
+                f"a TorchScript archive: torch {rules.version} refuses weights_only=True on it",
+            )
+        )
+    for blob in ckpt.pickles:
+        try:
+            facts = walk(blob, rules, types)
+        except PickleFormatError as exc:
+            raise UnreadableCheckpointError(ckpt.path, f"{blob.member}: {exc}") from None
+        verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
+        # torch reads the main pickle (all five of a legacy file); other pickles
+        # in an archive matter for what they name, not for loading.
+        counts = blob.main or ckpt.format == "torch-legacy"
+        for req in verdict.requirements:
+            if not counts and not req.status.startswith("allowed"):
+                req = dataclasses.replace(
+                    req, status="blocked", note=f"in {blob.member}, which torch.load does not read"
+                )
+                if not req.dangerous:
+                    continue
+            prev = requirements.get(req.name)
+            if prev is None:
+                requirements[req.name] = req
+            else:
+                requirements[req.name] = dataclasses.replace(prev, count=prev.count + req.count)
+        if counts:
+            obstacles.extend(verdict.obstacles)
+    return FileScan(
+        ckpt.path,
+        ckpt.format,
+        Verdict(tuple(requirements.values()), tuple(obstacles)),
+        [b.member for b in ckpt.pickles],
+    )

@@ -1,0 +1,160 @@
+"""`ckpt_compat.roundtrip` in real pytest runs (pytester, in a subprocess because of torch)."""
+
+from __future__ import annotations
+
+import pytest
+
+CLASSES = """
+import argparse, pathlib
+import numpy as np
+import pytest
+import torch
+
+
+class Lossy:
+    def __init__(self):
+        self.a, self.b = 1, 2
+
+    def __getstate__(self):
+        return {"a": self.a}  # forgets b: loads, but differs
+"""
+
+
+def run(pytester: pytest.Pytester, body: str, *args: str, ini: str = "") -> pytest.RunResult:
+    pytester.makeini(f"[pytest]\naddopts = -p pytester --strict-markers\n{ini}")
+    pytester.makepyfile(test_it=CLASSES + body)
+    return pytester.runpytest_subprocess(*args)
+
+
+def test_plain_checkpoint_roundtrips_and_is_returned(pytester):
+    result = run(
+        pytester,
+        """
+def test_it(ckpt_compat):
+    model = torch.nn.Linear(2, 2)
+    state = {"model": model.state_dict(), "epoch": 3, "lr": 0.1, "tags": ["a"]}
+    loaded = ckpt_compat.roundtrip(state)
+    assert loaded is not state
+    assert torch.equal(loaded["model"]["weight"], model.weight)
+""",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_failure_lists_every_blocked_global_where_it_sits_and_the_fix(pytester):
+    result = run(
+        pytester,
+        """
+def test_it(ckpt_compat):
+    ckpt_compat.roundtrip({
+        "hparams": argparse.Namespace(lr=0.1, data_dir=pathlib.Path("/data")),
+        "best": np.float64(0.9),
+    })
+""",
+    )
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "torch's error names only the first" in out
+    result.stdout.fnmatch_lines(
+        [
+            "*argparse.Namespace*at hparams",
+            "*pathlib.PosixPath*at hparams.data_dir",
+            "*multiarray.scalar*at best",
+            "*numpy.dtypes.Float64DType*at best*",
+        ]
+    )
+    # torch itself only names the first one
+    assert out.count("torch says:") == 1
+    # fixes: the better object, and allowlist code right on numpy 1 and 2
+    assert "save `vars(namespace)`" in out
+    assert "save `str(path)`" in out
+    assert '(_np_core.multiarray.scalar, "numpy.core.multiarray.scalar")' in out
+    assert '(_np_core.multiarray.scalar, "numpy._core.multiarray.scalar")' in out
+    assert 'type(np.dtype("float64"))' in out
+
+
+def test_suggested_allowlist_makes_it_pass(pytester):
+    result = run(
+        pytester,
+        """
+def test_it(ckpt_compat):
+    ckpt_compat.roundtrip({"best": np.float64(0.9), "p": pathlib.Path("/x")})
+""",
+        ini="ckpt_compat_safe_globals =\n    numpy.core.multiarray.scalar\n    numpy._core.multiarray.scalar\n"
+        "    numpy.dtype\n    numpy.dtypes.Float64DType\n    pathlib.PosixPath",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_marker_and_call_allowlists(pytester):
+    result = run(
+        pytester,
+        """
+@pytest.mark.ckpt_compat(safe_globals=["argparse.Namespace"])
+def test_marker(ckpt_compat):
+    ckpt_compat.roundtrip(argparse.Namespace(lr=0.1))
+
+def test_call_with_object(ckpt_compat):
+    ckpt_compat.roundtrip(argparse.Namespace(lr=0.1), safe_globals=[argparse.Namespace])
+
+def test_call_with_name(ckpt_compat):
+    ckpt_compat.roundtrip(argparse.Namespace(lr=0.1), safe_globals=["argparse.Namespace"])
+
+def test_without(ckpt_compat):
+    ckpt_compat.roundtrip(argparse.Namespace(lr=0.1))
+""",
+    )
+    result.assert_outcomes(passed=3, failed=1)
+
+
+def test_expect_blocked_is_strict(pytester):
+    result = run(
+        pytester,
+        """
+@pytest.mark.ckpt_compat(expect_blocked=["argparse.Namespace"])
+def test_still_blocked(ckpt_compat):
+    ckpt_compat.roundtrip(argparse.Namespace(lr=0.1))
+
+@pytest.mark.ckpt_compat(expect_blocked=["argparse.Namespace"])
+def test_now_loads(ckpt_compat):
+    ckpt_compat.roundtrip({"lr": 0.1})
+
+@pytest.mark.ckpt_compat(expect_blocked=["argparse.Namespace"])
+def test_more_blocked_than_expected(ckpt_compat):
+    ckpt_compat.roundtrip(argparse.Namespace(p=pathlib.Path("/x")))
+""",
+    )
+    result.assert_outcomes(xfailed=1, failed=2)
+    result.stdout.fnmatch_lines(["*expect_blocked lists argparse.Namespace, but it now loads*"])
+    result.stdout.fnmatch_lines(["*pathlib.PosixPath*at p*"])
+
+
+def test_mismatch_names_the_path_and_both_values(pytester):
+    result = run(
+        pytester,
+        """
+def test_it(ckpt_compat):
+    ckpt_compat.roundtrip({"obj": Lossy()}, safe_globals=[Lossy])
+""",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*loads under weights_only=True, but differs*", "*obj.b*"])
+
+
+def test_bad_marker_is_a_usage_error(pytester):
+    result = run(
+        pytester,
+        """
+@pytest.mark.ckpt_compat(safe_global=["argparse.Namespace"])
+def test_it(ckpt_compat):
+    pass
+""",
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*unknown argument(s) safe_global*"])
+
+
+def test_report_header_shows_the_environment_tag(pytester):
+    result = run(pytester, "def test_it():\n    pass\n", "--ckpt-compat")
+    result.stdout.fnmatch_lines(["ckpt-compat: torch*-numpy*-py3.*"])
+    result.assert_outcomes(passed=1)

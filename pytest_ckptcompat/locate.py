@@ -29,17 +29,18 @@ import functools
 import io
 import pathlib
 import pickle
-import pickletools
 import sys
 import types
 from collections.abc import Collection, Iterable
 from typing import Any, Final
 
 from .compare import attr_path, display_path, index_path, key_path
+from .pickle_vm import TypeResolver, analyze
 
 __all__ = ["describe_location", "locate_globals"]
 
 _MAX_DEPTH: Final = 100
+_TYPES: Final = TypeResolver()
 _PROTOCOL: Final = 2  # torch.save's default pickle protocol.
 
 # Leaves: never descended into. Their pickle is charged to them as a whole.
@@ -68,20 +69,6 @@ _LEAF_TYPES: Final[tuple[type, ...]] = (
 
 # Objects that can never need a global: not worth pickling.
 _GLOBAL_FREE: Final[tuple[type, ...]] = (int, float, str, bool, type(None))
-
-_STRING_OPS: Final = frozenset(
-    {
-        "SHORT_BINUNICODE",
-        "BINUNICODE",
-        "BINUNICODE8",
-        "UNICODE",
-        "STRING",
-        "BINSTRING",
-        "SHORT_BINSTRING",
-    }
-)
-_MEMO_PUT_OPS: Final = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
-_MEMO_GET_OPS: Final = frozenset({"GET", "BINGET", "LONG_BINGET"})
 
 
 def locate_globals(
@@ -138,6 +125,9 @@ def _canonical(name: str) -> str:
         module, attr = _compat_pickle.NAME_MAPPING[(module, attr)]
     elif module in _compat_pickle.IMPORT_MAPPING:
         module = _compat_pickle.IMPORT_MAPPING[module]
+    # numpy < 1.25 spells dtype classes `numpy.dtype[float64]`: use this numpy's name.
+    if module == "numpy" and attr.startswith("dtype[") and attr.endswith("]"):
+        return _TYPES.dtype_class(attr[6:-1]) or name
     # numpy 2 moved numpy.core to numpy._core; pickles from either name the same thing.
     if module == "numpy.core" or module.startswith("numpy.core."):
         module = "numpy._core" + module[len("numpy.core") :]
@@ -145,49 +135,15 @@ def _canonical(name: str) -> str:
 
 
 def _globals_in(data: bytes) -> set[str]:
-    """Canonical `module.name` of every global the pickle `data` names."""
-    found: set[str] = set()
-    recent: list[object] = []  # values pushed lately, for STACK_GLOBAL
-    memo: dict[int, object] = {}
-    for opcode, arg, _ in pickletools.genops(data):
-        op = opcode.name
-        if op in ("GLOBAL", "INST") and isinstance(arg, str):
-            module, _, attr = arg.partition(" ")
-            found.add(_canonical(f"{module}.{attr}"))
-            recent.append(None)
-        elif op == "STACK_GLOBAL":
-            if len(recent) >= 2 and isinstance(recent[-2], str) and isinstance(recent[-1], str):
-                found.add(_canonical(f"{recent[-2]}.{recent[-1]}"))
-            recent.append(None)
-        elif op in _STRING_OPS:
-            recent.append(arg if isinstance(arg, str) else None)
-        elif op in _MEMO_PUT_OPS and isinstance(arg, int):
-            memo[arg] = recent[-1] if recent else None
-        elif op == "MEMOIZE":
-            memo[len(memo)] = recent[-1] if recent else None
-        elif op in _MEMO_GET_OPS and isinstance(arg, int):
-            recent.append(memo.get(arg))
-        elif op not in ("FRAME", "PROTO"):
-            recent.append(None)
-        del recent[:-2]
-    return found
+    """Canonical names the pickle `data` needs: its globals and the types BUILD checks.
 
-
-def _hidden_names(o: object, np: Any, torch: Any) -> Iterable[str]:
-    """Names a reader resolves for `o` that its pickle never writes as a GLOBAL."""
-    if np is not None:
-        if isinstance(o, np.dtype):
-            yield _type_qualname(type(o))
-            # numpy < 1.25 called the dtype classes `numpy.dtype[float64]`.
-            yield f"numpy.dtype[{o.type.__name__}]"
-        elif isinstance(o, (np.random.Generator, np.random.RandomState, np.random.BitGenerator)):
-            yield _type_qualname(type(o))
-    if torch is not None and isinstance(o, torch.Tensor):
-        yield _type_qualname(type(o))
-
-
-def _type_qualname(t: type) -> str:
-    return f"{t.__module__}.{t.__qualname__}"
+    The symbolic machine reads both (numpy dtype and RNG classes are never
+    written as GLOBALs), exactly as the scanner does for files.
+    """
+    facts = analyze(data, types=_TYPES)
+    return {_canonical(n) for n in facts.globals} | {
+        _canonical(t) for t in facts.builds if not t.startswith("<")
+    }
 
 
 # --------------------------------------------------------------------------
@@ -200,19 +156,17 @@ class _GlobalsPickler(pickle.Pickler):
     Storages are replaced as `torch.save` does, so tensors are not charged for
     storage pickling. Children (by id) are replaced so the result shows what
     the parent needs *itself*; `hits` records which children the parent's
-    pickle really contains. `hidden` collects names of `_hidden_names`.
+    pickle really contains.
     """
 
     def __init__(self, file: io.BytesIO, children: dict[int, object]) -> None:
         super().__init__(file, protocol=_PROTOCOL)
         self.children = children
         self.hits: set[int] = set()
-        self.hidden: set[str] = set()
         self.torch: Any = sys.modules.get("torch")
-        self.numpy: Any = sys.modules.get("numpy")
 
     def persistent_id(self, obj: Any) -> Any:
-        """Replace children and torch storages; note names hidden in `obj`."""
+        """Replace children and torch storages."""
         child = self.children.get(id(obj))
         if child is not None and child is obj:
             self.hits.add(id(obj))
@@ -222,7 +176,6 @@ class _GlobalsPickler(pickle.Pickler):
             isinstance(obj, torch.storage.TypedStorage) or torch.is_storage(obj)
         ):
             return ("storage",)
-        self.hidden.update(_hidden_names(obj, self.numpy, torch))
         return None
 
 
@@ -236,7 +189,6 @@ def _pickle_globals(obj: object, children: dict[int, object]) -> tuple[set[str],
     except Exception:
         # Unpicklable (lambdas, locks, too deep...): the caller skips it.
         return None
-    names.update(_canonical(n) for n in pickler.hidden)
     return names, pickler.hits
 
 

@@ -80,7 +80,8 @@ def test_suggested_allowlist_makes_it_pass(pytester):
 def test_it(ckpt_compat):
     ckpt_compat.roundtrip({"best": np.float64(0.9), "p": pathlib.Path("/x")})
 """,
-        ini="ckpt_compat_safe_globals =\n    numpy.core.multiarray.scalar\n    numpy._core.multiarray.scalar\n"
+        ini="ckpt_compat_safe_globals =\n"
+        "    numpy.core.multiarray.scalar\n    numpy._core.multiarray.scalar\n"
         "    numpy.dtype\n    numpy.dtypes.Float64DType\n    pathlib.PosixPath",
     )
     result.assert_outcomes(passed=1)

@@ -38,12 +38,17 @@ def test_scan_agrees_with_torch(files, rules, case_id, protocol):
     assert scan.error is None
     assert scan.loadable == truth.loadable, (truth, scan.reasons())
     assert scan.verdict is not None
-    if truth.error is None:
-        assert set(scan.verdict.blocked) == set(truth.blocked), scan.reasons()
+    scanned = {_py3(n) for n in scan.verdict.blocked}
+    found = {_py3(n) for n in truth.blocked}
+    if not rules.has_user_allowlist and truth.blocked:
+        # torch < 2.4 has no allowlist: the oracle sees only the first name.
+        assert found <= scanned, scan.reasons()
+    elif truth.error is None:
+        assert scanned == found, scan.reasons()
     else:
         # torch stopped at something no allowlist fixes; the scan names it too
         # and still lists every blocked name torch found before it.
-        assert set(truth.blocked) <= set(scan.verdict.blocked), scan.reasons()
+        assert found <= scanned, scan.reasons()
         assert scan.verdict.obstacles, scan.reasons()
         if "Unsupported operand" in truth.error:
             operand = truth.error.split("Unsupported operand", 1)[1].split()[0]
@@ -53,12 +58,17 @@ def test_scan_agrees_with_torch(files, rules, case_id, protocol):
 
     # With exactly the names torch needed, both agree again.
     needed = list(truth.blocked)
-    if needed:
+    if needed and rules.has_user_allowlist:
         allowlist = Allowlist.build(needed, rules)
         assert not allowlist.missing
         with_allow = scan_file(path, rules, allowlist)
         assert with_allow.loadable == (truth.error is None), with_allow.reasons()
         assert with_allow.loadable == torch_truth(path, needed).loadable
+
+
+def _py3(name):
+    # torch <= 2.3 reports protocol 2's python-2 spelling; the oracle normalises it.
+    return name.replace("__builtin__.", "builtins.", 1)
 
 
 def test_corpus_is_big_enough():

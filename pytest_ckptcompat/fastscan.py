@@ -94,15 +94,8 @@ def _counted(opcodes: bytes, width: int) -> bytes:
     for lo in range(_FLAT_LENGTHS, 256, 16):
         hi = min(lo + 15, 255)
         group = b"|".join(one(n) for n in range(lo, hi + 1))
-        branches.append(
-            b"(?=["
-            + re.escape(bytes([lo]))
-            + b"-"
-            + re.escape(bytes([hi]))
-            + b"])(?:"
-            + group
-            + b")"
-        )
+        lookahead = b"(?=[" + re.escape(bytes([lo])) + b"-" + re.escape(bytes([hi])) + b"])"
+        branches.append(lookahead + b"(?:" + group + b")")
     return b"[" + re.escape(opcodes) + b"](?:" + b"|".join(branches) + b")"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from . import _compat
 from .allowlist import Allowlist, parse_entries, parse_entry, torch_key
 from .errors import SafeGlobalError
 from .plugin import MARKER, SAFE_GLOBALS_INI
@@ -71,7 +72,7 @@ class CkptCompat:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # protocol / numpy deprecation noise
-                with torch.serialization.safe_globals(allowlist.entries):  # type: ignore[arg-type]
+                with _compat.safe_globals(allowlist.entries):
                     loaded = torch.load(io.BytesIO(data), weights_only=True)
         except Exception as exc:  # any failure of torch.load is the finding
             error = exc

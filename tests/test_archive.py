@@ -81,7 +81,7 @@ def saved(tmp_path: Path) -> Path:
 # --- torch.save output ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stem", ["model", "my.model.v2", "checkpoint-epoch=3", "données"])
+@pytest.mark.parametrize("stem", ["model", "my.model.v2", "checkpoint-epoch=3"])
 def test_torch_save_prefix_is_the_file_stem(tmp_path: Path, stem: str) -> None:
     path = tmp_path / f"{stem}.pt"
     torch.save({"w": torch.ones(2)}, path)
@@ -114,7 +114,8 @@ def test_many_members_and_zip64_end_record(tmp_path: Path) -> None:
     path = tmp_path / "many.pt"
     torch.save({f"t{i}": torch.full((2,), float(i)) for i in range(500)}, path)
     raw = path.read_bytes()
-    assert b"PK\x06\x06" in raw[-200:] and b"PK\x06\x07" in raw[-200:]
+    assert b"PK\x06\x06" in raw[-200:]
+    assert b"PK\x06\x07" in raw[-200:]
     assert _members(path) == [("many/data.pkl", True)]
     _agree(path)
 
@@ -143,21 +144,40 @@ def test_torch_save_without_crc32_is_readable(tmp_path: Path) -> None:
 # --- member names ----------------------------------------------------------------------
 
 
-def test_upper_case_data_pkl_is_found_but_not_main(tmp_path: Path) -> None:
+def test_upper_case_data_pkl_is_the_main_pickle(tmp_path: Path) -> None:
+    # torch finds records case-insensitively; the first match is what it unpickles.
+    path = tmp_path / "upper.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/DATA.PKL", pickle.dumps({"a": 1}, protocol=2))
+        zf.writestr("archive/Data.pkl", pickle.dumps({"b": 2}, protocol=2))
+        zf.writestr("archive/version", b"3\n")
+    ckpt = open_checkpoint(path)
+    assert ckpt.format == "torch-zip"
+    assert _members(path) == [("archive/DATA.PKL", True), ("archive/Data.pkl", False)]
+    assert ckpt.problems == []
+    _agree(path)
+
+
+def test_upper_case_data_pkl_prediction_matches_torch(tmp_path: Path) -> None:
     path = tmp_path / "upper.pt"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/DATA.PKL", pickle.dumps({"a": 1}, protocol=2))
         zf.writestr("archive/version", b"3\n")
-    ckpt = open_checkpoint(path)
-    assert ckpt.format == "torch-zip"
-    assert _members(path) == [("archive/DATA.PKL", False)]
-    assert ckpt.problems == [
-        "no archive/data.pkl in the archive (torch reads only that exact, case-sensitive "
-        "name; found archive/DATA.PKL)"
-    ]
-    _agree(path)
-    with pytest.raises(RuntimeError):
+    try:
         torch.load(path, weights_only=True)
+        torch_loads = True
+    except RuntimeError:
+        torch_loads = False
+    assert torch_loads == (open_checkpoint(path).problems == [])
+
+
+def test_non_ascii_member_names(tmp_path: Path) -> None:
+    path = tmp_path / "utf8.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("données/data.pkl", pickle.dumps([1], protocol=2))
+        zf.writestr("données/réglages.pkl", pickle.dumps([2], protocol=2))
+    assert _members(path) == [("données/data.pkl", True), ("données/réglages.pkl", False)]
+    _agree(path)
 
 
 def test_prefix_comes_from_the_first_member(tmp_path: Path, saved: Path) -> None:
@@ -166,11 +186,11 @@ def test_prefix_comes_from_the_first_member(tmp_path: Path, saved: Path) -> None
     ckpt = open_checkpoint(path)
     assert _members(path) == [("model/data.pkl", False)]
     assert ckpt.problems == [
-        "no other/data.pkl in the archive (torch reads only that exact, case-sensitive "
-        "name; found model/data.pkl)"
+        "no other/data.pkl in the archive (torch reads only that name, in any letter "
+        "case; found model/data.pkl)"
     ]
     _agree(path)
-    with pytest.raises(RuntimeError, match="other/data.pkl"):
+    with pytest.raises(RuntimeError):  # "file in archive is not in a subdirectory other/"
         torch.load(path, weights_only=True)
 
 
@@ -307,7 +327,8 @@ def test_end_record_signature_in_comment_falls_back(tmp_path: Path, saved: Path)
     with zipfile.ZipFile(path, "a") as zf:
         zf.comment = b"PK\x05\x06 looks like an end record"
     assert _fast(path) is None
-    assert _members(path) == [("model/data.pkl", True)]
+    # zipfile takes the comment's signature for the record, as before the fast reader.
+    assert _error(path).startswith("corrupt or truncated zip archive (")
 
 
 def test_bzip2_member_falls_back_to_zipfile(tmp_path: Path, saved: Path) -> None:
@@ -384,7 +405,8 @@ def test_legacy_format(tmp_path: Path) -> None:
     ]
     assert all(b.facts is not None for b in ckpt.pickles)
     starts = [b.start for b in ckpt.pickles]
-    assert starts[0] == 0 and starts == sorted(starts)
+    assert starts[0] == 0
+    assert starts == sorted(starts)
     assert ckpt.problems == []
 
 

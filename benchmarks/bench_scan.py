@@ -95,9 +95,7 @@ def median_time(fn: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
-def cli_time(path: Path, runs: int) -> float | None:
-    if not (ROOT / "pytest_ckptcompat" / "cli.py").exists():
-        return None
+def cli_time(path: Path, runs: int) -> float:
     cmd = [sys.executable, "-m", "pytest_ckptcompat", "scan", str(path), "--json"]
 
     def run() -> None:
@@ -109,9 +107,32 @@ def cli_time(path: Path, runs: int) -> float | None:
     return median_time(run, runs)
 
 
-def import_check() -> dict[str, Any] | None:
-    if not (ROOT / "pytest_ckptcompat" / "plugin.py").exists():
-        return None
+def idle_pytest(runs: int) -> dict[str, float]:
+    """A 20-test suite not using the plugin: installed vs `-p no:ckptcompat`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "test_idle.py").write_text(
+            "import pytest\n\n@pytest.mark.parametrize('i', range(20))\ndef test_it(i):\n"
+            "    assert i >= 0\n"
+        )
+        base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", tmp]
+
+        def run(extra: list[str]) -> Callable[[], None]:
+            return lambda: subprocess.run([*base, *extra], capture_output=True, check=True)
+
+        # Interleave so machine noise hits both alike.
+        with_plugin, without = [], []
+        for _ in range(runs):
+            with_plugin.append(median_time(run([]), 1))
+            without.append(median_time(run(["-p", "no:ckptcompat"]), 1))
+    return {
+        "with_plugin_s": statistics.median(with_plugin),
+        "without_s": statistics.median(without),
+    }
+
+
+def import_check() -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import pytest_ckptcompat.plugin"],
         capture_output=True,
@@ -197,6 +218,7 @@ def main() -> int:
         results["files"][label] = row
         print(f"measured {label}", file=sys.stderr, flush=True)
     results["import"] = import_check()
+    results["idle_pytest"] = idle_pytest(runs)
 
     print(
         f"\nPython {results['python']}, torch {results['torch']}, numpy {results['numpy']}, "
@@ -219,7 +241,7 @@ def main() -> int:
             "-" if ps is None else f"{ps:.3f}",
             f"{row['torch_s'] / ours:.1f}x",
             "-" if ps is None else f"{ps / ours:.0f}x",
-            "-" if cli is None else f"{cli:.3f}",
+            f"{cli:.3f}",
         ]
         print("| " + " | ".join(cells) + " |")
     heavy_row, big_row = results["files"]["pickle-heavy"], results["files"]["1 GiB tensors"]
@@ -233,17 +255,18 @@ def main() -> int:
     for name, ok in targets.items():
         print(f"- target {name}: {'PASS' if ok else 'FAIL'}")
     imp = results["import"]
-    if imp is None:
-        print("- plugin import: skipped (pytest_ckptcompat/plugin.py does not exist yet)")
-    elif "error" in imp:
+    if "error" in imp:
         print(f"- plugin import: failed ({imp['error']})")
     else:
         print(
             f"- `import pytest_ckptcompat.plugin`: {imp['plugin_import_s'] * 1000:.1f} ms, "
             f"imports torch: {imp['imports_torch']}, imports numpy: {imp['imports_numpy']}"
         )
-    if results["files"]["pickle-heavy"]["cli_s"] is None:
-        print("- CLI: skipped (pytest_ckptcompat/cli.py does not exist yet)")
+    idle = results["idle_pytest"]
+    print(
+        f"- pytest, 20 tests not using the plugin: {idle['with_plugin_s']:.3f} s installed, "
+        f"{idle['without_s']:.3f} s with -p no:ckptcompat"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -60,3 +60,15 @@ def test_fast_path_declines_protocol_4_and_unknown_globals(tmp_path, rules, obj)
     path = tmp_path / "p4.pt"
     torch.save(obj, path, pickle_protocol=4)
     assert analyze_fast(_data_pkl(path), supported=rules.supported_opcodes, force=True) is None
+
+
+def test_dtype_code_followed_by_a_letter_memo_index(tmp_path, rules):
+    # 59 strings push the memo index after 'f8' to 0x41 ('A'): the old
+    # pattern read 'f8A' as the code and lost the dtype class.
+    obj = {"pad": [f"s{i}" for i in range(59)], "x": np.float64(1.5), "y": np.int32(2)}
+    path = tmp_path / "memo.pt"
+    torch.save(obj, path)
+    data = _data_pkl(path)
+    fast = analyze_fast(data, supported=rules.supported_opcodes, force=True)
+    assert fast is not None
+    assert fast.builds == analyze(data).builds

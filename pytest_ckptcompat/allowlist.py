@@ -62,7 +62,7 @@ def resolve(name: str) -> object:
     errors = []
     for candidate in candidates:
         try:
-            return _import_dotted(candidate)
+            return import_dotted(candidate)
         except (ImportError, AttributeError) as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
     if m := _DTYPES_MODULE.match(name):  # numpy < 1.25 has no numpy.dtypes: same class
@@ -75,7 +75,8 @@ def resolve(name: str) -> object:
     raise SafeGlobalError(f"{name} names nothing here ({errors[0]})")
 
 
-def _import_dotted(name: str) -> object:
+def import_dotted(name: str) -> object:
+    """Import `module.attr...` exactly as spelled (no numpy alias)."""
     parts = name.split(".")
     with warnings.catch_warnings():
         # numpy 2 warns on `numpy.core`; that spelling is the point here.

@@ -70,6 +70,11 @@ _MISSING_KEY: Final = "missing key"
 _UNEXPECTED_KEY: Final = "unexpected key"
 _MISSING_ATTR: Final = "missing attribute"
 _UNEXPECTED_ATTR: Final = "unexpected attribute"
+# What compare="structure" keeps: same keys, types, shapes and dtypes; values may differ.
+_STRUCTURE_REASONS: Final = frozenset(
+    {"type", "dtype", "shape", "device", "layout", "length"}
+    | {_MISSING_KEY, _UNEXPECTED_KEY, _MISSING_ATTR, _UNEXPECTED_ATTR}
+)
 _SET_ELEMENTS: Final = "set elements"
 _ABSENT: Final = "<missing>"
 
@@ -315,8 +320,13 @@ def format_mismatches(ms: list[Mismatch]) -> str:
 # Comparison
 
 
-def deep_diff(expected: object, actual: object, *, limit: int = 20) -> list[Mismatch]:
+def deep_diff(
+    expected: object, actual: object, *, limit: int = 20, structure: bool = False
+) -> list[Mismatch]:
     """Compare two checkpoint objects deeply; return at most `limit` mismatches.
+
+    `structure=True` compares only keys, types, shapes and dtypes (for
+    artifacts with random content), never values.
 
     The walk stops as soon as `limit` mismatches are found. An empty list means
     the objects are equal in every way a save/load roundtrip must preserve.
@@ -325,7 +335,7 @@ def deep_diff(expected: object, actual: object, *, limit: int = 20) -> list[Mism
     """
     if limit <= 0:
         return []
-    differ = _Differ(limit)
+    differ = _Differ(limit, structure)
     # Comparisons of foreign objects may warn (numpy, torch deprecations); the
     # diff is a diagnostic and must not fail a test run that turns warnings
     # into errors.
@@ -338,8 +348,9 @@ def deep_diff(expected: object, actual: object, *, limit: int = 20) -> list[Mism
 class _Differ:
     """State of one `deep_diff` call: results, cycle memo, keep-alive list."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, structure: bool = False) -> None:
         self.limit = limit
+        self.structure = structure
         self.out: list[Mismatch] = []
         self.seen: set[tuple[int, int]] = set()
         # Objects whose ids are in `seen`. Temporaries (state_dict() results,
@@ -351,6 +362,8 @@ class _Differ:
         return len(self.out) >= self.limit
 
     def add(self, path: str, expected: str, actual: str, reason: str) -> None:
+        if self.structure and reason not in _STRUCTURE_REASONS:
+            return
         if not self.full:
             self.out.append(Mismatch(display_path(path), expected, actual, reason))
 
@@ -818,3 +831,48 @@ def _array_values_diff(np: Any, e: Any, a: Any) -> tuple[str, str, str] | None:
         short_repr(e[index]),
         short_repr(a[index]),
     )
+
+
+def state_dict_report(expected: object, actual: object, path: str = "") -> list[str]:
+    """Differences between state dicts, worded like `load_state_dict(strict=True)`.
+
+    `expected` is what the code produces now, `actual` what the golden holds.
+    Mappings whose values are all tensors are state dicts; they are found at
+    any depth of plain dicts (`{"model": sd, "optimizer": ...}`).
+    """
+    if not isinstance(expected, dict) or not isinstance(actual, dict):
+        return []
+    where = f" ({display_path(path)})" if path else ""
+    if _is_state_dict(expected) or _is_state_dict(actual):
+        lines = []
+        missing = [k for k in expected if k not in actual]
+        unexpected = [k for k in actual if k not in expected]
+        if missing:
+            keys = ", ".join(f'"{k}"' for k in missing)
+            lines.append(f"Missing key(s) in state_dict{where}: {keys}.")
+        if unexpected:
+            keys = ", ".join(f'"{k}"' for k in unexpected)
+            lines.append(f"Unexpected key(s) in state_dict{where}: {keys}.")
+        for key in expected:
+            e, a = expected[key], actual.get(key)
+            if a is None or not (_is_tensor(e) and _is_tensor(a)):
+                continue
+            if e.shape != a.shape:
+                lines.append(
+                    f"size mismatch for {key}{where}: copying a param with shape {a.shape} "
+                    f"from checkpoint, the shape in current model is {e.shape}."
+                )
+            if e.dtype != a.dtype:
+                lines.append(
+                    f"dtype mismatch for {key}{where}: {a.dtype} in the golden, {e.dtype} now."
+                )
+        return lines
+    out = []
+    for key in expected:
+        if key in actual:
+            out += state_dict_report(expected[key], actual[key], key_path(path, key))
+    return out
+
+
+def _is_state_dict(obj: dict[Any, Any]) -> bool:
+    return bool(obj) and all(isinstance(k, str) for k in obj) and all(map(_is_tensor, obj.values()))

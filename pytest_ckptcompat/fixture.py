@@ -12,7 +12,8 @@ import pytest
 from . import _compat
 from .allowlist import Allowlist, parse_entries, parse_entry, torch_key
 from .errors import SafeGlobalError
-from .plugin import MARKER, SAFE_GLOBALS_INI
+from .outcomes import Compare, Record, data_pkl, load_outcome
+from .plugin import MARKER, SAFE_GLOBALS_INI, golden_root, run_state
 from .rules import TorchRules, Verdict
 
 _RULES_KEY = pytest.StashKey[TorchRules]()
@@ -62,7 +63,7 @@ class CkptCompat:
         torch.save(obj, buffer)
         data = buffer.getvalue()
         verdict = rules.judge(
-            walk(PickleBlob("data.pkl", _data_pkl(data), main=True), rules, TypeResolver()),
+            walk(PickleBlob("data.pkl", data_pkl(data), main=True), rules, TypeResolver()),
             allowlist.keys,
             allowlist.types,
             allowlist.missing,
@@ -89,6 +90,162 @@ class CkptCompat:
                 pytrace=False,
             )
         return loaded
+
+    def check(
+        self,
+        name: str,
+        obj: Any,
+        *,
+        safe_globals: Iterable[Any] = (),
+        compare: Compare = "equal",
+    ) -> None:
+        """Register the golden artifact `name` and check it across writer environments.
+
+        Always: roundtrip `obj` here. `--ckpt-compat-update`: write this
+        environment's golden of `name`. `--ckpt-compat`: load every stored
+        golden of `name`, from every writer, under `weights_only=True` here and
+        compare it with `obj` (`compare`: `"equal"`, `"structure"` for random
+        content, or a callable `(expected, loaded)` that returns False or
+        raises AssertionError on a difference). The test fails unless every
+        (writer, this reader) outcome is ok, with a table of what broke.
+        """
+        __tracebackhide__ = True
+        import torch
+
+        from .env import environment
+        from .golden import GoldenError, GoldenStore, check_artifact_name
+
+        try:
+            check_artifact_name(name)
+        except ValueError as exc:
+            raise pytest.UsageError(f"ckpt_compat.check: {exc}") from None
+        if compare not in ("equal", "structure") and not callable(compare):
+            raise pytest.UsageError(
+                f"ckpt_compat.check: compare={compare!r}; use 'equal', 'structure' or a callable"
+            )
+        config = self._request.config
+        state = run_state(config)
+        root = golden_root(config, self._request.node.path)
+        store = GoldenStore(root)
+        self._claim(root / name)
+        state.produced.add(f"{root}::{name}")
+        rules = self.rules()
+        allowlist = self._allowlist(safe_globals, rules)
+        env = environment()
+        tag = env["tag"]
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        data = buffer.getvalue()
+        test = self._request.node.nodeid
+
+        if config.getoption("ckpt_compat_update"):
+            from .pickle_vm import analyze
+
+            names = sorted(analyze(data_pkl(data)).globals)
+            meta = {"writer": env, "globals": names, "test": test, "written": _now()}
+            golden = store.write(name, data, meta)
+            state.written.append(
+                {"artifact": name, "writer": tag, "path": str(golden.path), "test": test}
+            )
+
+        sources: list[tuple[str, dict[str, Any], bytes | GoldenError]] = []
+        if config.getoption("ckpt_compat"):
+            for golden in store.goldens(name):
+                if "error" in golden.meta:
+                    sources.append((golden.writer, {}, GoldenError(golden.meta["error"])))
+                    continue
+                try:
+                    sources.append(
+                        (golden.writer, golden.meta.get("writer", {}), golden.read_verified())
+                    )
+                except GoldenError as exc:
+                    sources.append((golden.writer, golden.meta.get("writer", {}), exc))
+        if not any(writer == tag for writer, _, _ in sources):
+            sources.append((tag, env, data))  # this environment, live
+
+        records = []
+        for writer, writer_env, payload in sources:
+            if isinstance(payload, GoldenError):
+                record = Record(name, writer, tag, "error", str(payload))
+            else:
+                outcome, message, blocked, missing, fix = load_outcome(
+                    payload, obj, rules=rules, allowlist=allowlist, compare=compare
+                )
+                record = Record(name, writer, tag, outcome, message, blocked, missing, fix)
+            record.test, record.writer_env = test, writer_env
+            records.append(record)
+        state.reader = state.reader or env
+        state.records += records
+        self._fail_unless_ok(name, records)
+
+    def _claim(self, artifact: Any) -> None:
+        """Refuse a second test (in any xdist worker) using the same artifact."""
+        __tracebackhide__ = True
+        import hashlib
+        import os
+        import tempfile
+        from pathlib import Path
+
+        state = run_state(self._request.config)
+        nodeid = self._request.node.nodeid
+        key = str(artifact)
+        owner = state.claims.get(key)
+        if owner is None:
+            folder = Path(tempfile.gettempdir()) / f"pytest-ckptcompat-{state.run_id}"
+            folder.mkdir(exist_ok=True)
+            claim = folder / hashlib.sha256(key.encode()).hexdigest()[:32]
+            try:
+                fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = claim.read_text(encoding="utf-8")
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(nodeid)
+                owner = nodeid
+            state.claims[key] = owner
+        elif owner == nodeid:
+            owner = f"{nodeid} (an earlier check() in the same test)"
+        if owner != nodeid:
+            pytest.fail(
+                f"ckpt_compat.check: artifact {key} is already used by {owner}; "
+                "give each check() its own name (e.g. include the parameter)",
+                pytrace=False,
+            )
+
+    def _fail_unless_ok(self, name: str, records: list[Record]) -> None:
+        __tracebackhide__ = True
+        from .report import table
+
+        expected = set(self.expect_blocked)
+        bad = []
+        for r in records:
+            if r.outcome == "blocked" and expected and set(r.blocked) <= expected:
+                continue  # known breakage, still in the report
+            if r.outcome != "ok":
+                bad.append(r)
+        if expected:
+            still = {g for r in records for g in r.blocked}
+            loads = sorted(expected - still)
+            if loads:
+                bad_names = ", ".join(loads)
+                pytest.fail(
+                    f"ckpt_compat.check({name!r}): expect_blocked lists {bad_names}, but no "
+                    f"golden is blocked on it here any more: remove it from "
+                    "@pytest.mark.ckpt_compat(expect_blocked=[...])",
+                    pytrace=False,
+                )
+        if not bad:
+            return
+        lines = [
+            f"ckpt_compat.check({name!r}): {len(bad)} of {len(records)} writer(s) do not load "
+            f"here ({records[0].reader})",
+            table(records),
+        ]
+        for r in bad:
+            lines.append(f"\n[{r.writer}] {r.outcome}: {r.message}")
+            if r.fix:
+                lines.append(r.fix)
+        pytest.fail("\n".join(lines), pytrace=False)
 
     def _allowlist(self, extra: Iterable[Any], rules: TorchRules) -> Allowlist:
         names = [*self._ini_safe, *self._marker_safe]
@@ -169,14 +326,6 @@ def _key_part(message: str) -> str:
     return message.split(" Check the documentation")[0][:400]
 
 
-def _data_pkl(archive: bytes) -> bytes:
-    import zipfile
-
-    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-        name = next(n for n in zf.namelist() if n.endswith("/data.pkl"))
-        return zf.read(name)
-
-
 def _parse_marker(marker: pytest.Mark | None) -> tuple[list[str], list[str]]:
     """Strictly parse `@pytest.mark.ckpt_compat(safe_globals=[...], expect_blocked=[...])`."""
     if marker is None:
@@ -204,3 +353,9 @@ def _parse_marker(marker: pytest.Mark | None) -> tuple[list[str], list[str]]:
         except SafeGlobalError as exc:
             raise pytest.UsageError(str(exc)) from None
     return out[0], out[1]
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -7,15 +7,21 @@ is imported inside the fixture, so a test session that never asks for
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from .fixture import CkptCompat
+    from .report import RunState
 
 MARKER = "ckpt_compat"
 SAFE_GLOBALS_INI = "ckpt_compat_safe_globals"
+DIR_INI = "ckpt_compat_dir"
+GOLDEN_FOLDER = "ckpt_goldens"  # default: beside each test module
+_STATE = pytest.StashKey["RunState"]()
 SAFE_GLOBALS_HELP = (
     "globals your code allowlists for torch.load(weights_only=True), one `module.name` per "
     "line (e.g. argparse.Namespace); list both numpy.core.* and numpy._core.* spellings to "
@@ -31,14 +37,56 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         dest="ckpt_compat",
-        help="compatibility mode: show the torch/numpy environment tag in the header "
-        "(ckpt_compat.roundtrip works with or without it)",
+        help="compatibility mode: ckpt_compat.check loads every stored golden of every writer "
+        "environment here (roundtrip works with or without it)",
+    )
+    group.addoption(
+        "--ckpt-compat-update",
+        action="store_true",
+        default=False,
+        dest="ckpt_compat_update",
+        help="write this environment's goldens for every ckpt_compat.check (never touches "
+        "other writers' goldens)",
+    )
+    group.addoption(
+        "--ckpt-compat-dir",
+        default=None,
+        metavar="DIR",
+        dest="ckpt_compat_dir",
+        help=f"golden directory (default: the ini {DIR_INI}, else {GOLDEN_FOLDER}/ beside each "
+        "test module)",
+    )
+    group.addoption(
+        "--ckpt-compat-report",
+        default=None,
+        metavar="FILE",
+        dest="ckpt_compat_report",
+        help="write this run's outcomes as JSON (schema ckptcompat.report/1)",
+    )
+    group.addoption(
+        "--ckpt-compat-prune",
+        action="store_true",
+        default=False,
+        dest="ckpt_compat_prune",
+        help="delete goldens no collected test produces (only after a full, unfiltered run)",
     )
     parser.addini(SAFE_GLOBALS_INI, SAFE_GLOBALS_HELP, type="linelist", default=[])
+    parser.addini(
+        DIR_INI,
+        f"golden directory, relative to the ini file (default: {GOLDEN_FOLDER}/ beside each "
+        "test module); commit it",
+        default="",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker with its full signature (the suite runs with --strict-markers)."""
+    """Register the marker, the run state and (under xdist) the worker hooks."""
+    from .report import RunState
+
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    config.stash[_STATE] = RunState(run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex))
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "ckptcompat-xdist")
     config.addinivalue_line(
         "markers",
         f"{MARKER}(safe_globals=[...], expect_blocked=[...]): per-test allowlist of "
@@ -47,9 +95,110 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def run_state(config: pytest.Config) -> RunState:
+    """This process's run state (the controller's holds the merged one)."""
+    return config.stash[_STATE]
+
+
+def golden_root(config: pytest.Config, test_path: Path) -> Path:
+    """Where goldens live: --ckpt-compat-dir, else the ini key, else beside the test module."""
+    option = config.getoption("ckpt_compat_dir")
+    if option:
+        return Path(option).resolve()
+    ini = str(config.getini(DIR_INI) or "")
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return (base / ini).resolve()
+    return test_path.parent / GOLDEN_FOLDER
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+class _XdistHooks:
+    """Hand the run id to workers and merge their results (registered only with xdist)."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["ckptcompat_run"] = run_state(node.config).run_id
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        text = getattr(node, "workeroutput", {}).get("ckptcompat")
+        if text:
+            run_state(node.config).merge(text)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Any deselection (-k, -m, --lf...) makes the run partial: no golden is called unused."""
+    if items:
+        run_state(items[0].config).partial = True
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Node ids on the command line also make the run partial."""
+    if any("::" in arg for arg in session.config.args):
+        run_state(session.config).partial = True
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Workers hand their state over; the controller finds stale goldens and writes the report."""
+    config = session.config
+    state = run_state(config)
+    if session.shouldstop or session.shouldfail:
+        state.partial = True
+    if _is_worker(config):
+        config.workeroutput["ckptcompat"] = state.dump()  # type: ignore[attr-defined]
+        return
+    if not state.partial and (state.produced or config.getoption("ckpt_compat_prune")):
+        _find_stale(session, state)
+    report = config.getoption("ckpt_compat_report")
+    if report:
+        if not state.reader:
+            from .env import environment
+
+            state.reader = environment()
+        state.write(Path(report))
+
+
+def _find_stale(session: pytest.Session, state: RunState) -> None:
+    from .golden import GoldenStore
+
+    roots = {Path(p.split("::", 1)[0]) for p in state.produced}
+    option = session.config.getoption("ckpt_compat_dir") or session.config.getini(DIR_INI)
+    if not option:
+        roots |= {Path(item.path).parent / GOLDEN_FOLDER for item in session.items}
+    prune = session.config.getoption("ckpt_compat_prune")
+    for root in sorted(roots):
+        store = GoldenStore(root)
+        for artifact in store.artifacts():
+            if f"{root}::{artifact}" in state.produced:
+                continue
+            for golden in store.goldens(artifact):
+                state.stale.append(
+                    {"artifact": artifact, "writer": golden.writer, "path": str(golden.path)}
+                )
+                if prune:
+                    store.delete(golden)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One titled block, only when there is something to say, never on xdist workers."""
+    if _is_worker(config):
+        return
+    state = run_state(config)
+    lines = state.summary_lines()
+    if config.getoption("ckpt_compat_prune") and state.stale:
+        lines.append(f"pruned {len(state.stale)} golden(s)")
+    if not lines:
+        return
+    terminalreporter.write_sep("-", "ckpt-compat")
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
-    """Under --ckpt-compat, the environment tag this run reads and writes as."""
-    if not config.getoption("ckpt_compat"):
+    """Under --ckpt-compat(-update), the environment tag this run reads and writes as."""
+    if not (config.getoption("ckpt_compat") or config.getoption("ckpt_compat_update")):
         return None
     from .env import environment
 

@@ -1,0 +1,151 @@
+"""The outcome of one (artifact, writer, reader): load it here, for real, and say what happened.
+
+Outcomes (DESIGN.md vocabulary):
+
+- `ok`: loads under `weights_only=True` here and compares equal;
+- `blocked`: this torch's unpickler refuses a global (allowlisting would fix it);
+- `missing`: a global the file names does not exist here (e.g. `numpy._core`
+  under numpy < 1.26.1), so nothing can be allowlisted under that name;
+- `mismatch`: loads, but differs from what the code produces now;
+- `error`: corrupt, modified since written, or unreadable.
+
+The truth is torch's own `torch.load`; the static scan of the same bytes
+names *every* blocked global (torch names one) and tells blocked from missing.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from . import _compat
+from .allowlist import Allowlist, import_dotted
+from .compare import deep_diff, format_mismatches, state_dict_report
+from .fixes import fix_for, render
+from .pickle_vm import TypeResolver
+from .rules import TorchRules
+
+Outcome = Literal["ok", "blocked", "missing", "mismatch", "error"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "blocked", "missing", "mismatch", "error")
+Compare = str | Callable[[Any, Any], object]
+
+
+@dataclass
+class Record:
+    """One (artifact, writer, reader) and what happened: a row of the run report."""
+
+    artifact: str
+    writer: str
+    reader: str
+    outcome: Outcome
+    message: str = ""
+    blocked: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    fix: str = ""
+    test: str = ""
+    writer_env: dict[str, Any] = field(default_factory=dict)
+    kind: str = "golden"
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as it stands in `ckptcompat.report/1`."""
+        return asdict(self)
+
+
+def load_outcome(
+    data: bytes,
+    expected: object,
+    *,
+    rules: TorchRules,
+    allowlist: Allowlist,
+    compare: Compare = "equal",
+) -> tuple[Outcome, str, list[str], list[str], str]:
+    """Load `data` here under weights_only=True and classify it against `expected`.
+
+    Returns (outcome, message, blocked, missing, fix).
+    """
+    import torch
+
+    from .fastscan import analyze_fast
+    from .pickle_vm import analyze
+
+    try:
+        pickle_bytes = data_pkl(data)
+        types = TypeResolver()
+        facts = analyze_fast(pickle_bytes, supported=rules.supported_opcodes, types=types)
+        facts = facts or analyze(pickle_bytes, types=types)
+    except Exception as exc:  # a corrupt golden is an outcome, not a crash
+        return "error", f"unreadable checkpoint: {type(exc).__name__}: {exc}", [], [], ""
+    verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _compat.safe_globals(allowlist.entries):
+                loaded = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as exc:
+        return _classify_failure(exc, verdict, rules)
+    problem = _compare(expected, loaded, compare)
+    if problem:
+        return "mismatch", problem, [], [], ""
+    return "ok", "", [], [], ""
+
+
+def _classify_failure(
+    exc: BaseException, verdict: Any, rules: TorchRules
+) -> tuple[Outcome, str, list[str], list[str], str]:
+    text = " ".join(str(exc).replace("\x1b[1m", "").replace("\x1b[0m", "").split())
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
+    text = text.split(" Check the documentation")[0][:300]
+    message = f"{type(exc).__name__}: {text}"
+    blocked_reqs = [r for r in verdict.requirements if not r.status.startswith("allowed")]
+    missing = [r.lookup for r in blocked_reqs if r.kind == "global" and not _exists_here(r.lookup)]
+    blocked = [r.lookup for r in blocked_reqs if r.lookup not in missing]
+    if isinstance(exc, (ModuleNotFoundError, AttributeError)) and not missing:
+        missing = [str(getattr(exc, "name", "") or exc)]
+    fix = render(fix_for(r, rules) for r in blocked_reqs) if blocked_reqs else ""
+    if missing:
+        return "missing", message, blocked, missing, fix
+    if blocked:
+        return "blocked", message, blocked, [], fix
+    obstacles = "; ".join(o.message for o in verdict.obstacles)
+    return "error", f"{message}{' (' + obstacles + ')' if obstacles else ''}", [], [], ""
+
+
+def _exists_here(name: str) -> bool:
+    """Whether `module.name` names something in this environment, spelled exactly so."""
+    if name.startswith("numpy.dtype") or "." not in name:
+        return True  # dtype classes are named by this numpy itself
+    try:
+        import_dotted(name)
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
+def _compare(expected: object, loaded: object, compare: Compare) -> str:
+    if callable(compare):
+        try:
+            verdict = compare(expected, loaded)
+        except AssertionError as exc:
+            return f"compare callable failed: {exc}"
+        return "" if verdict is None or verdict else "compare callable returned False"
+    mismatches = deep_diff(expected, loaded, structure=compare == "structure")
+    if not mismatches:
+        return ""
+    lines = state_dict_report(expected, loaded)
+    text = format_mismatches(mismatches)
+    return "\n".join([*lines, text]) if lines else text
+
+
+def data_pkl(archive: bytes) -> bytes:
+    """The pickle torch.load reads from `torch.save` output held in memory."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        names = zf.namelist()
+        prefix = names[0].split("/", 1)[0]
+        main = next(n for n in names if n.lower() == f"{prefix}/data.pkl")
+        return zf.read(main)

@@ -1,0 +1,197 @@
+"""`ckpt_compat.check` and the golden store, in real pytest runs of a small downstream project."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+HEADER = """
+import os
+import numpy as np
+import pytest
+import torch
+
+def model_state():
+    torch.manual_seed(0)
+    if os.environ.get("RENAMED"):
+        return {"positional_embedding": torch.zeros(3), "w": torch.ones(2)}
+    return {"text_model.embeddings.position_ids": torch.zeros(3), "w": torch.ones(2)}
+"""
+TESTS = (
+    HEADER
+    + """
+def test_state(ckpt_compat):
+    ckpt_compat.check("train_state", {"model": model_state(), "epoch": 3, "lr": 0.1})
+
+def test_random(ckpt_compat):
+    ckpt_compat.check("noise", {"w": torch.randn(4)}, compare="structure")
+"""
+)
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makeini("[pytest]\naddopts = -p pytester --strict-markers\n")
+    pytester.makepyfile(test_ckpt=TESTS)
+    return pytester
+
+
+def goldens(pytester, artifact):
+    folder = pytester.path / "ckpt_goldens" / artifact
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_update_writes_golden_and_metadata_then_check_reads_it(project):
+    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    files = goldens(project, "train_state")
+    assert len(files) == 2
+    meta_file = next(f for f in files if f.endswith(".json"))
+    meta = json.loads((project.path / "ckpt_goldens" / "train_state" / meta_file).read_text())
+    assert meta["schema"] == "ckptcompat.golden/1"
+    assert meta["writer"]["tag"] == meta_file[: -len(".json")]
+    assert meta["writer"]["tag"].startswith("torch")
+    assert "torch._utils._rebuild_tensor_v2" in meta["globals"]
+    assert meta["test"].endswith("test_state")
+    import hashlib
+
+    pt = project.path / "ckpt_goldens" / "train_state" / meta_file.replace(".json", ".pt")
+    assert meta["sha256"] == hashlib.sha256(pt.read_bytes()).hexdigest()
+
+    report = project.path / "report.json"
+    result = project.runpytest_subprocess("--ckpt-compat", f"--ckpt-compat-report={report}")
+    result.assert_outcomes(passed=2)
+    doc = json.loads(report.read_text())
+    assert doc["schema"] == "ckptcompat.report/1"
+    assert {r["artifact"]: r["outcome"] for r in doc["records"]} == {
+        "noise": "ok",
+        "train_state": "ok",
+    }
+    assert doc["reader"]["tag"] == meta["writer"]["tag"]
+    result.stdout.fnmatch_lines(["*- ckpt-compat -*", "reader torch*: 2 ok (2 loads)"])
+
+
+def test_other_writers_goldens_are_never_touched(project):
+    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    folder = project.path / "ckpt_goldens" / "train_state"
+    (mine,) = [p for p in folder.glob("*.pt")]
+    other = folder / "torch0.0.0-numpy0.0-py3.0.pt"  # a golden some other environment wrote
+    other.write_bytes(mine.read_bytes())
+    meta = json.loads(mine.with_suffix(".json").read_text())
+    other.with_suffix(".json").write_text(json.dumps(meta))
+    before = other.stat().st_mtime_ns, other.with_suffix(".json").read_bytes()
+    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    assert (other.stat().st_mtime_ns, other.with_suffix(".json").read_bytes()) == before
+    # and --ckpt-compat reads it as a second writer
+    result = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["reader torch*: 2 ok (2 loads)"])
+
+
+def test_modified_golden_is_an_error_that_says_so(project):
+    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    (pt,) = (project.path / "ckpt_goldens" / "train_state").glob("*.pt")
+    data = bytearray(pt.read_bytes())
+    data[-30] ^= 0xFF
+    pt.write_bytes(bytes(data))
+    result = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*error*", "*modified since it was written*"])
+
+
+def test_golden_from_a_newer_plugin_gets_a_clear_message(project):
+    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    (meta,) = (project.path / "ckpt_goldens" / "train_state").glob("*.json")
+    doc = json.loads(meta.read_text())
+    doc["schema_version"], doc["plugin"] = 99, "9.0.0"
+    meta.write_text(json.dumps(doc))
+    result = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        ["*written by a newer pytest-ckptcompat (9.0.0, golden schema 99)*"]
+    )
+
+
+def test_renamed_layer_reads_like_load_state_dict(project, monkeypatch):
+    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    monkeypatch.setenv("RENAMED", "1")
+    result = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mismatch*",
+            '*Missing key(s) in state_dict (model): "positional_embedding".',
+            '*Unexpected key(s) in state_dict (model): "text_model.embeddings.position_ids".',
+        ]
+    )
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_two_tests_cannot_claim_one_name(pytester, xdist):
+    pytester.makeini("[pytest]\naddopts = -p pytester --strict-markers\n")
+    pytester.makepyfile(
+        test_dup="""
+import pytest
+
+@pytest.mark.parametrize("i", [1, 2])
+def test_it(ckpt_compat, i):
+    ckpt_compat.check("same", {"i": i})
+"""
+    )
+    result = pytester.runpytest_subprocess("--ckpt-compat-update", *xdist)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*artifact *same is already used by *test_it*"])
+
+
+def test_stale_goldens_only_in_full_runs_and_prune_is_explicit(project):
+    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    old = project.path / "ckpt_goldens" / "retired"
+    old.mkdir()
+    for f in (project.path / "ckpt_goldens" / "noise").iterdir():
+        (old / f.name).write_bytes(f.read_bytes())
+    partial = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    assert "no collected test produces" not in partial.stdout.str()
+    full = project.runpytest_subprocess("--ckpt-compat")
+    full.stdout.fnmatch_lines(["*1 golden(s) no collected test produces*", "*retired*"])
+    assert old.is_dir()  # listing deletes nothing
+    pruned = project.runpytest_subprocess("--ckpt-compat", "--ckpt-compat-prune")
+    pruned.stdout.fnmatch_lines(["*pruned 1 golden(s)*"])
+    assert not old.exists()
+    assert goldens(project, "noise")  # the used ones stay
+
+
+def test_no_summary_when_there_is_nothing_to_say(pytester):
+    pytester.makeini("[pytest]\naddopts = -p pytester\n")
+    pytester.makepyfile("def test_it():\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    assert "ckpt-compat" not in result.stdout.str()
+
+
+def test_xdist_workers_report_through_the_controller(project):
+    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    report = project.path / "r.json"
+    result = project.runpytest_subprocess(
+        "--ckpt-compat", "-n", "2", f"--ckpt-compat-report={report}"
+    )
+    result.assert_outcomes(passed=2)
+    assert result.stdout.str().count("- ckpt-compat -") == 1
+    assert len(json.loads(report.read_text())["records"]) == 2
+
+
+def test_golden_dir_option_and_bad_name(pytester, tmp_path):
+    pytester.makeini("[pytest]\naddopts = -p pytester\n")
+    pytester.makepyfile(
+        test_x="""
+def test_ok(ckpt_compat):
+    ckpt_compat.check("a", [1])
+
+def test_bad(ckpt_compat):
+    ckpt_compat.check("../escape", [1])
+"""
+    )
+    store = tmp_path / "store"
+    result = pytester.runpytest_subprocess("--ckpt-compat-update", f"--ckpt-compat-dir={store}")
+    result.assert_outcomes(passed=1, failed=1)
+    assert sorted(os.listdir(store)) == ["a"]
+    result.stdout.fnmatch_lines(["*artifact name '../escape'*"])

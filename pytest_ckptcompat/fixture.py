@@ -12,7 +12,7 @@ import pytest
 from . import _compat
 from .allowlist import Allowlist, parse_entries, parse_entry, torch_key
 from .errors import SafeGlobalError
-from .outcomes import Compare, Record, data_pkl, load_outcome
+from .outcomes import Compare, Record, data_pkl, load_outcome, torch_says
 from .plugin import MARKER, SAFE_GLOBALS_INI, golden_root, run_state
 from .rules import TorchRules, Verdict
 
@@ -160,11 +160,11 @@ class CkptCompat:
                     )
                 except GoldenError as exc:
                     sources.append((golden.writer, golden.meta.get("writer", {}), exc))
-        if not any(writer == tag for writer, _, _ in sources):
-            sources.append((tag, env, data))  # this environment, live
+        # Always: what the code produces now, saved and loaded here ("live").
+        sources.append((tag, env, data))
 
         records = []
-        for writer, writer_env, payload in sources:
+        for i, (writer, writer_env, payload) in enumerate(sources):
             if isinstance(payload, GoldenError):
                 record = Record(name, writer, tag, "error", str(payload))
             else:
@@ -173,6 +173,7 @@ class CkptCompat:
                 )
                 record = Record(name, writer, tag, outcome, message, blocked, missing, fix)
             record.test, record.writer_env = test, writer_env
+            record.kind = "live" if i == len(sources) - 1 else "golden"
             records.append(record)
         state.reader = state.reader or env
         state.records += records
@@ -307,8 +308,7 @@ class CkptCompat:
                 lines.append(f"  {r.name:<{width}}  at {where}{extra}")
         for o in verdict.obstacles:
             lines.append(f"  {o.code}: {o.message}")
-        torch_says = " ".join(str(error).replace("\x1b[1m", "").replace("\x1b[0m", "").split())
-        lines.append(f"torch says: {type(error).__name__}: {_key_part(torch_says)}")
+        lines.append(f"torch says: {torch_says(error)}")
         if not blocked and not verdict.obstacles:
             lines.append(
                 "(the static scan expected this to load: please report it to pytest-ckptcompat)"
@@ -316,14 +316,6 @@ class CkptCompat:
         if blocked:
             lines.append(render(fix_for(r, rules) for r in blocked))
         return "\n".join(lines)
-
-
-def _key_part(message: str) -> str:
-    # torch wraps the useful sentence in boilerplate; keep what follows its marker.
-    marker = "WeightsUnpickler error:"
-    if marker in message:
-        message = message.split(marker, 1)[1].strip()
-    return message.split(" Check the documentation")[0][:400]
 
 
 def _parse_marker(marker: pytest.Mark | None) -> tuple[list[str], list[str]]:

@@ -95,11 +95,7 @@ def load_outcome(
 def _classify_failure(
     exc: BaseException, verdict: Any, rules: TorchRules
 ) -> tuple[Outcome, str, list[str], list[str], str]:
-    text = " ".join(str(exc).replace("\x1b[1m", "").replace("\x1b[0m", "").split())
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1].strip()
-    text = text.split(" Check the documentation")[0][:300]
-    message = f"{type(exc).__name__}: {text}"
+    message = torch_says(exc)
     blocked_reqs = [r for r in verdict.requirements if not r.status.startswith("allowed")]
     missing = [r.lookup for r in blocked_reqs if r.kind == "global" and not _exists_here(r.lookup)]
     blocked = [r.lookup for r in blocked_reqs if r.lookup not in missing]
@@ -112,6 +108,21 @@ def _classify_failure(
         return "blocked", message, blocked, [], fix
     obstacles = "; ".join(o.message for o in verdict.obstacles)
     return "error", f"{message}{' (' + obstacles + ')' if obstacles else ''}", [], [], ""
+
+
+def torch_says(exc: BaseException) -> str:
+    """torch.load's exception as one line: the useful sentence, without the boilerplate.
+
+    torch wraps it in text whose shape changed in 2.4, 2.5, 2.6, 2.7 and 2.9
+    (ANSI bold, "WeightsUnpickler error:", a docs link); its own fix hint names
+    the bare object, so it is dropped: the fix printed with it is complete.
+    """
+    text = " ".join(str(exc).replace("\x1b[1m", "").replace("\x1b[0m", "").split())
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
+    text = text.split(" Check the documentation")[0]
+    text = text.split(" Please use `torch.serialization")[0]
+    return f"{type(exc).__name__}: {text[:400]}"
 
 
 def _exists_here(name: str) -> bool:

@@ -8,16 +8,18 @@ matrix merges):
       "plugin": "0.1.0",
       "created": "2026-11-23T20:00:00+00:00",
       "reader": {"tag", "torch", "numpy", "python", "platform"},
-      "records": [                       # one per (artifact, writer, reader)
-        {"kind": "golden", "artifact", "writer", "reader", "outcome",
+      "records": [                       # one per (kind, artifact, writer, reader)
+        {"kind": "golden" | "live", "artifact", "writer", "reader", "outcome",
          "blocked": [...], "missing": [...], "message", "fix", "test", "writer_env": {...}}
       ],
       "written": [{"artifact", "writer", "path", "test"}],   # --ckpt-compat-update
       "stale": [{"artifact", "writer", "path"}]               # full runs only
     }
 
-`outcome` is one of ok, blocked, missing, mismatch, error. Records are
-sorted by (artifact, writer); lists never contain duplicates.
+`outcome` is one of ok, blocked, missing, mismatch, error. `kind` is
+`golden` for a stored golden of `writer` read here, `live` for what the test
+produces now, saved and loaded here (writer == reader). Records are sorted
+by (artifact, writer, kind).
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ class RunState:
             "created": now,
             "reader": self.reader,
             "records": [
-                r.to_json() for r in sorted(self.records, key=lambda r: (r.artifact, r.writer))
+                r.to_json()
+                for r in sorted(self.records, key=lambda r: (r.artifact, r.writer, r.kind))
             ],
             "written": sorted(self.written, key=lambda w: (w["artifact"], w["writer"])),
             "stale": self.stale,
@@ -120,7 +123,14 @@ class RunState:
 def table(records: list[Record]) -> str:
     """A small writer / outcome / globals / fix table for a failing test."""
     rows = [("writer", "outcome", "globals")]
-    rows += [(r.writer, r.outcome, ", ".join(r.blocked + r.missing) or "-") for r in records]
+    rows += [
+        (
+            r.writer + (" (now)" if r.kind == "live" else ""),
+            r.outcome,
+            ", ".join(r.blocked + r.missing) or "-",
+        )
+        for r in records
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

@@ -64,12 +64,14 @@ def test_update_writes_golden_and_metadata_then_check_reads_it(project):
     result.assert_outcomes(passed=2)
     doc = json.loads(report.read_text())
     assert doc["schema"] == "ckptcompat.report/1"
-    assert {r["artifact"]: r["outcome"] for r in doc["records"]} == {
-        "noise": "ok",
-        "train_state": "ok",
+    assert {(r["artifact"], r["kind"]): r["outcome"] for r in doc["records"]} == {
+        ("noise", "golden"): "ok",
+        ("noise", "live"): "ok",
+        ("train_state", "golden"): "ok",
+        ("train_state", "live"): "ok",
     }
     assert doc["reader"]["tag"] == meta["writer"]["tag"]
-    result.stdout.fnmatch_lines(["*- ckpt-compat -*", "reader torch*: 2 ok (2 loads)"])
+    result.stdout.fnmatch_lines(["*- ckpt-compat -*", "reader torch*: 4 ok (4 loads)"])
 
 
 def test_other_writers_goldens_are_never_touched(project):
@@ -86,7 +88,7 @@ def test_other_writers_goldens_are_never_touched(project):
     # and --ckpt-compat reads it as a second writer
     result = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
     result.assert_outcomes(passed=1, deselected=1)
-    result.stdout.fnmatch_lines(["reader torch*: 2 ok (2 loads)"])
+    result.stdout.fnmatch_lines(["reader torch*: 3 ok (3 loads)"])
 
 
 def test_modified_golden_is_an_error_that_says_so(project):
@@ -176,7 +178,7 @@ def test_xdist_workers_report_through_the_controller(project):
     )
     result.assert_outcomes(passed=2)
     assert result.stdout.str().count("- ckpt-compat -") == 1
-    assert len(json.loads(report.read_text())["records"]) == 2
+    assert len(json.loads(report.read_text())["records"]) == 4
 
 
 def test_golden_dir_option_and_bad_name(pytester, tmp_path):

@@ -66,8 +66,6 @@ def load_outcome(
 
     Returns (outcome, message, blocked, missing, fix).
     """
-    import torch
-
     from .fastscan import analyze_fast
     from .pickle_vm import analyze
 
@@ -80,16 +78,23 @@ def load_outcome(
         return "error", f"unreadable checkpoint: {type(exc).__name__}: {exc}", [], [], ""
     verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with _compat.safe_globals(allowlist.entries):
-                loaded = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-    except Exception as exc:
+        loaded = weights_only_load(data, allowlist)
+    except Exception as exc:  # any failure of torch.load is the finding
         return _classify_failure(exc, verdict, rules)
     problem = _compare(expected, loaded, compare)
     if problem:
         return "mismatch", problem, [], [], ""
     return "ok", "", [], [], ""
+
+
+def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
+    """`torch.load(weights_only=True)` of `torch.save` bytes, with `allowlist` registered."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # protocol and numpy deprecation noise
+        with _compat.safe_globals(allowlist.entries):
+            return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
 def _classify_failure(

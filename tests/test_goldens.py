@@ -197,3 +197,32 @@ def test_bad(ckpt_compat):
     result.assert_outcomes(passed=1, failed=1)
     assert sorted(os.listdir(store)) == ["a"]
     result.stdout.fnmatch_lines(["*artifact name '../escape'*"])
+
+
+def test_expect_blocked_applies_per_global_strictly(pytester):
+    pytester.makeini("[pytest]\naddopts = -p pytester --strict-markers\n")
+    pytester.makepyfile(
+        test_known="""
+import argparse, pathlib
+import pytest
+
+@pytest.mark.ckpt_compat(expect_blocked=["argparse.Namespace"])
+def test_known(ckpt_compat):
+    ckpt_compat.check("ns", argparse.Namespace(lr=0.1))
+
+@pytest.mark.ckpt_compat(expect_blocked=["argparse.Namespace"])
+def test_more_than_known(ckpt_compat):
+    ckpt_compat.check("ns_path", argparse.Namespace(p=pathlib.Path("/x")))
+
+@pytest.mark.ckpt_compat(expect_blocked=["argparse.Namespace"], safe_globals=["argparse.Namespace"])
+def test_fixed(ckpt_compat):
+    ckpt_compat.check("ns_fixed", argparse.Namespace(lr=0.1))
+"""
+    )
+    pytester.runpytest_subprocess("--ckpt-compat-update")
+    result = pytester.runpytest_subprocess("--ckpt-compat")
+    result.assert_outcomes(xfailed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        ["*expect_blocked lists argparse.Namespace, but nothing is blocked*"]
+    )
+    result.stdout.fnmatch_lines(["*blocked*pathlib.PosixPath*"])

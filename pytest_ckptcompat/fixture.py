@@ -11,7 +11,7 @@ import pytest
 from .allowlist import Allowlist, parse_entries, parse_entry, torch_key
 from .errors import SafeGlobalError
 from .outcomes import Compare, Record, data_pkl, load_outcome, torch_says, weights_only_load
-from .plugin import MARKER, SAFE_GLOBALS_INI, golden_root, run_state
+from .plugin import MARKER, SAFE_GLOBALS_INI, claims_dir, golden_root, run_state
 from .rules import TorchRules, Verdict
 
 _RULES_KEY = pytest.StashKey[TorchRules]()
@@ -180,24 +180,27 @@ class CkptCompat:
         import hashlib
         import os
         import tempfile
-        from pathlib import Path
 
         state = run_state(self._request.config)
         nodeid = self._request.node.nodeid
         key = str(artifact)
         owner = state.claims.get(key)
         if owner is None:
-            folder = Path(tempfile.gettempdir()) / f"pytest-ckptcompat-{state.run_id}"
+            folder = claims_dir(self._request.config)
             folder.mkdir(exist_ok=True)
             claim = folder / hashlib.sha256(key.encode()).hexdigest()[:32]
+            # Write the claim whole, then link it into place: the link is the
+            # atomic test-and-set, and whoever loses reads a complete owner.
+            fd, tmp = tempfile.mkstemp(dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(nodeid)
             try:
-                fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.link(tmp, claim)
+                owner = nodeid
             except FileExistsError:
                 owner = claim.read_text(encoding="utf-8")
-            else:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(nodeid)
-                owner = nodeid
+            finally:
+                os.unlink(tmp)
             state.claims[key] = owner
         elif owner == nodeid:
             owner = f"{nodeid} (an earlier check() in the same test)"

@@ -100,6 +100,13 @@ def run_state(config: pytest.Config) -> RunState:
     return config.stash[_STATE]
 
 
+def claims_dir(config: pytest.Config) -> Path:
+    """Where this run's xdist workers claim artifact names (removed at the end of the run)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"pytest-ckptcompat-{run_state(config).run_id}"
+
+
 def golden_root(config: pytest.Config, test_path: Path) -> Path:
     """Where goldens live: --ckpt-compat-dir, else the ini key, else beside the test module."""
     option = config.getoption("ckpt_compat_dir")
@@ -149,6 +156,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _is_worker(config):
         config.workeroutput["ckptcompat"] = state.dump()  # type: ignore[attr-defined]
         return
+    import shutil
+
+    shutil.rmtree(claims_dir(config), ignore_errors=True)
     if not state.partial and (state.produced or config.getoption("ckpt_compat_prune")):
         _find_stale(session, state)
     report = config.getoption("ckpt_compat_report")

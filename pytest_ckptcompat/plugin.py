@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .audit import Auditor
     from .fixture import CkptCompat
     from .report import RunState
 
 MARKER = "ckpt_compat"
 SAFE_GLOBALS_INI = "ckpt_compat_safe_globals"
 DIR_INI = "ckpt_compat_dir"
+AUDIT_IGNORE_INI = "ckpt_compat_audit_ignore"
 GOLDEN_FOLDER = "ckpt_goldens"  # default: beside each test module
-_STATE = pytest.StashKey["RunState"]()
+_STATE: pytest.StashKey[RunState] = pytest.StashKey()
+_AUDITOR: pytest.StashKey[Auditor] = pytest.StashKey()
 SAFE_GLOBALS_HELP = (
     "globals your code allowlists for torch.load(weights_only=True), one `module.name` per "
     "line (e.g. argparse.Namespace); list both numpy.core.* and numpy._core.* spellings to "
@@ -64,6 +67,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write this run's outcomes as JSON (schema ckptcompat.report/1)",
     )
     group.addoption(
+        "--ckpt-compat-audit",
+        action="store_true",
+        default=False,
+        dest="ckpt_compat_audit",
+        help="record every torch.load the tests make: call site, how weights_only was decided, "
+        "and whether the file would load under weights_only=True (on with --ckpt-compat)",
+    )
+    group.addoption(
         "--ckpt-compat-prune",
         action="store_true",
         default=False,
@@ -71,6 +82,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="delete goldens no collected test produces (only after a full, unfiltered run)",
     )
     parser.addini(SAFE_GLOBALS_INI, SAFE_GLOBALS_HELP, type="linelist", default=[])
+    parser.addini(
+        AUDIT_IGNORE_INI,
+        "torch.load call sites reviewed and trusted: `path:line` or a glob such as "
+        "`src/mylib/legacy.py*`, one per line; the audit stops reporting them",
+        type="linelist",
+        default=[],
+    )
     parser.addini(
         DIR_INI,
         f"golden directory, relative to the ini file (default: {GOLDEN_FOLDER}/ beside each "
@@ -80,19 +98,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker, the run state and (under xdist) the worker hooks."""
+    """Register the marker, the run state, the xdist hooks and (when asked) the audit."""
     from .report import RunState
 
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     config.stash[_STATE] = RunState(run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex))
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(), "ckptcompat-xdist")
     config.addinivalue_line(
         "markers",
         f"{MARKER}(safe_globals=[...], expect_blocked=[...]): per-test allowlist of "
         "`module.name` globals for ckpt_compat, and globals that must stay blocked "
         "(strict, like a strict xfail: the test fails once they load).",
     )
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "ckptcompat-xdist")
+    if config.getoption("ckpt_compat_audit") or config.getoption("ckpt_compat"):
+        from .audit import Auditor
+
+        auditor = Auditor(config.rootpath, list(config.getini(AUDIT_IGNORE_INI)))
+        auditor.install()
+        config.stash[_AUDITOR] = auditor
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give torch its own torch.load back."""
+    auditor = config.stash.get(_AUDITOR, None)
+    if auditor is not None:
+        auditor.uninstall()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Tell the audit which test is running (for the sites it records)."""
+    auditor = item.config.stash.get(_AUDITOR, None)
+    if auditor is not None:
+        auditor.current_test = item.nodeid
+    try:
+        return (yield)
+    finally:
+        if auditor is not None:
+            auditor.current_test = ""
 
 
 def run_state(config: pytest.Config) -> RunState:
@@ -153,6 +197,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = run_state(config)
     if session.shouldstop or session.shouldfail:
         state.partial = True
+    auditor = config.stash.get(_AUDITOR, None)
+    if auditor is not None:
+        state.add_load_sites([site.to_json() for site in auditor.sites.values()])
     if _is_worker(config):
         config.workeroutput["ckptcompat"] = state.dump()  # type: ignore[attr-defined]
         return

@@ -13,7 +13,11 @@ matrix merges):
          "blocked": [...], "missing": [...], "message", "fix", "test", "writer_env": {...}}
       ],
       "written": [{"artifact", "writer", "path", "test"}],   # --ckpt-compat-update
-      "stale": [{"artifact", "writer", "path"}]               # full runs only
+      "stale": [{"artifact", "writer", "path"}],              # full runs only
+      "load_sites": [                    # the runtime audit (--ckpt-compat-audit)
+        {"kind": "load-site", "site": "mylib/utils.py:102", "project_site", "weights_only",
+         "effective", "env", "calls", "loadable", "blocked", "fix", "error", "tests"}
+      ]
     }
 
 `outcome` is one of ok, blocked, missing, mismatch, error. `kind` is
@@ -50,6 +54,21 @@ class RunState:
     claims: dict[str, str] = field(default_factory=dict)  # artifact path -> nodeid
     partial: bool = False  # deselection, -k, node ids, -x: never call goldens unused
     stale: list[dict[str, str]] = field(default_factory=list)
+    load_sites: dict[str, dict[str, Any]] = field(default_factory=dict)  # the runtime audit
+
+    def add_load_sites(self, sites: list[dict[str, Any]]) -> None:
+        """Merge audited torch.load call sites (deduplicated by site and decision)."""
+        for site in sites:
+            key = f"{site['site']}|{site['project_site']}|{site['weights_only']}"
+            have = self.load_sites.get(key)
+            if have is None:
+                self.load_sites[key] = dict(site)
+                continue
+            have["calls"] += site["calls"]
+            have["tests"] = sorted(set(have["tests"]) | set(site["tests"]))
+            if have["loadable"] is None:
+                have.update({k: site[k] for k in ("loadable", "blocked", "fix")})
+            have["error"] = have["error"] or site["error"]
 
     def dump(self) -> str:
         """Serialise for an xdist worker's `workeroutput` (plain JSON)."""
@@ -60,6 +79,7 @@ class RunState:
                 "written": self.written,
                 "produced": sorted(self.produced),
                 "partial": self.partial,
+                "load_sites": list(self.load_sites.values()),
             }
         )
 
@@ -71,6 +91,7 @@ class RunState:
         self.written += data["written"]
         self.produced |= set(data["produced"])
         self.partial |= data["partial"]
+        self.add_load_sites(data["load_sites"])
 
     def to_json(self) -> dict[str, Any]:
         """The `ckptcompat.report/1` document."""
@@ -86,6 +107,7 @@ class RunState:
             ],
             "written": sorted(self.written, key=lambda w: (w["artifact"], w["writer"])),
             "stale": self.stale,
+            "load_sites": sorted(self.load_sites.values(), key=lambda s: s["site"]),
         }
 
     def write(self, path: Path) -> None:
@@ -111,6 +133,17 @@ class RunState:
                     lines.append(f"    {r.artifact}: {r.outcome}{f' ({names})' if names else ''}")
         if self.written:
             lines.append(f"wrote {len(self.written)} golden(s) as {self.written[0]['writer']}")
+        risky = [
+            s
+            for s in self.load_sites.values()
+            if s["weights_only"] != "True" or s["loadable"] is False
+        ]
+        if risky:
+            lines.append(f"{len(risky)} torch.load call site(s) at risk:")
+            for site in sorted(risky, key=lambda s: s["site"]):
+                lines.append("  " + _describe_site(site))
+                if site["fix"]:
+                    lines += ["    " + line for line in site["fix"].splitlines()]
         if self.stale:
             lines.append(
                 f"{len(self.stale)} golden(s) no collected test produces "
@@ -118,6 +151,20 @@ class RunState:
             )
             lines += [f"  {s['path']}" for s in self.stale]
         return lines
+
+
+def _describe_site(site: dict[str, Any]) -> str:
+    """E.g. `mylib/utils.py:102 torch.load(..., weights_only omitted ...): ... fails: X`."""
+    where = site["site"] + (f" (via {site['project_site']})" if site["project_site"] else "")
+    text = f"{where} torch.load(..., weights_only {site['weights_only']})"
+    names = ", ".join(site["blocked"]) or "see the fix"
+    if site["loadable"] is False:
+        if site["weights_only"].startswith("omitted"):
+            return f"{text}: on torch >= 2.6 this fails: {names}"
+        return f"{text}: fails under weights_only=True: {names}"
+    if site["loadable"]:
+        return f"{text}: would also load with weights_only=True here: pass it"
+    return text
 
 
 def table(records: list[Record]) -> str:

@@ -16,8 +16,6 @@ both read all of them, and the outcomes must be the ones torch really gives:
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parent.parent
-OLD = ("torch==2.5.1", "numpy==1.25.2")
-OLD_DIR = ROOT / ".venvs" / "torch2.5.1-numpy1.25.2"
 
 PROJECT_TESTS = """
 import numpy as np
@@ -55,30 +49,6 @@ pytestmark = pytest.mark.skipif(
     or tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6),
     reason="the reading side of this test is a torch >= 2.6, numpy 2 environment",
 )
-
-
-def _uv() -> str:
-    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-    assert Path(uv).exists() or shutil.which(uv), (
-        "uv is a test dependency (scripts/test installs it)"
-    )
-    return uv
-
-
-@pytest.fixture(scope="session")
-def old_python() -> Path:
-    """A real torch 2.5.1 / numpy 1.25.2 environment with this plugin installed."""
-    python = OLD_DIR / "bin" / "python"
-    if not python.exists():
-        uv = _uv()
-        subprocess.run([uv, "venv", "-q", "-p", "3.11", str(OLD_DIR)], check=True)
-        env = {**os.environ, "VIRTUAL_ENV": str(OLD_DIR)}
-        subprocess.run([uv, "pip", "install", "-q", *OLD, "pytest"], check=True, env=env)
-    env = {**os.environ, "VIRTUAL_ENV": str(OLD_DIR)}
-    subprocess.run(
-        [_uv(), "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True, env=env
-    )
-    return python
 
 
 def _run(python: Path, project: Path, *args: str) -> None:

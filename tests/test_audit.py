@@ -1,0 +1,130 @@
+"""The runtime audit of torch.load calls, run for real on torch 2.5.1 and on the suite's torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LIB = """
+import argparse
+import torch
+
+def save(path):
+    torch.save({"hparams": argparse.Namespace(lr=0.1), "w": torch.ones(2)}, path)
+
+def load(path):
+    return torch.load(path)  # weights_only omitted: the Opacus pattern
+
+def load_safe(path):
+    return torch.load(path, weights_only=True)
+"""
+TESTS = """
+from mylib.utils import load, load_safe, save
+
+def test_load(tmp_path):
+    save(tmp_path / "c.pt")
+    assert load(tmp_path / "c.pt")["hparams"].lr == 0.1
+
+def test_safe(tmp_path):
+    import torch
+    torch.save({"w": torch.ones(2)}, tmp_path / "w.pt")
+    assert load_safe(tmp_path / "w.pt")["w"].sum() == 2
+"""
+
+
+def project(tmp_path: Path, ini: str = "") -> Path:
+    root = tmp_path / "proj"
+    (root / "mylib").mkdir(parents=True)
+    (root / "mylib" / "__init__.py").write_text("")
+    (root / "mylib" / "utils.py").write_text(LIB)
+    (root / "test_lib.py").write_text(TESTS)
+    (root / "pytest.ini").write_text(f"[pytest]\n{ini}")
+    return root
+
+
+def run(python, root, *args):
+    report = root / "report.json"
+    proc = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore",
+            "--ckpt-compat-audit",
+            f"--ckpt-compat-report={report}",
+            *args,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc, json.loads(report.read_text())
+
+
+def test_audit_on_torch_2_5_test_passes_and_the_site_is_reported(tmp_path, old_python):
+    root = project(tmp_path)
+    proc, report = run(old_python, root)
+    assert proc.returncode == 0, proc.stdout
+    (site,) = [s for s in report["load_sites"] if s["weights_only"] != "True"]
+    assert site["site"] == "mylib/utils.py:9"
+    assert site["weights_only"].startswith("omitted (default False")
+    assert site["effective"] is False
+    assert site["loadable"] is False
+    assert site["blocked"] == ["argparse.Namespace"]
+    assert "mylib/utils.py:9 torch.load(..., weights_only omitted" in proc.stdout
+    assert "on torch >= 2.6 this fails: argparse.Namespace" in proc.stdout
+    assert "argparse.Namespace: save `vars(namespace)`" in proc.stdout
+
+
+def test_audit_on_this_torch_test_fails_and_the_audit_points_at_the_site(tmp_path):
+    root = project(tmp_path)
+    proc, report = run(sys.executable, root)
+    assert proc.returncode == 1
+    site = next(s for s in report["load_sites"] if s["site"] == "mylib/utils.py:9")
+    assert site["weights_only"].startswith("omitted (default True")
+    assert site["error"].startswith("UnpicklingError")
+    assert "test_lib.py::test_load" in site["tests"]
+    safe = next(s for s in report["load_sites"] if s["site"] == "mylib/utils.py:12")
+    assert (safe["weights_only"], safe["loadable"]) == ("True", None)
+    assert "1 torch.load call site(s) at risk" in proc.stdout
+
+
+def test_reviewed_sites_are_not_reported(tmp_path):
+    root = project(tmp_path, ini="ckpt_compat_audit_ignore =\n    mylib/utils.py:9\n")
+    proc, report = run(sys.executable, root)
+    assert [s["site"] for s in report["load_sites"]] == ["mylib/utils.py:12"]
+    assert "at risk" not in proc.stdout
+
+
+def test_loads_inside_a_package_name_the_project_frame_too(tmp_path):
+    root = project(tmp_path)
+    vendor = tmp_path / "vendor"  # outside the project: a third-party package
+    (vendor / "thirdparty").mkdir(parents=True)
+    (vendor / "thirdparty" / "__init__.py").write_text(
+        "import torch\n\ndef restore(path):\n    return torch.load(path, weights_only=False)\n"
+    )
+    (root / "test_vendor.py").write_text(
+        "import torch\nfrom thirdparty import restore\n\n"
+        "def test_it(tmp_path):\n    torch.save([1], tmp_path / 'l.pt')\n"
+        "    assert restore(tmp_path / 'l.pt') == [1]\n"
+    )
+    proc, report = run(
+        sys.executable,
+        root,
+        "test_vendor.py",
+        "--import-mode=importlib",
+        f"--rootdir={root}",
+        "-o",
+        f"pythonpath={vendor}",
+    )
+    assert proc.returncode == 0, proc.stdout
+    (site,) = report["load_sites"]
+    assert site["site"].endswith("thirdparty/__init__.py:4")
+    assert site["project_site"] == "test_vendor.py:6"
+    assert (site["weights_only"], site["loadable"]) == ("False", True)

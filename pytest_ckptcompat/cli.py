@@ -56,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"ignore the {SAFE_GLOBALS_INI} ini key of the pytest configuration found here",
     )
+    lint = sub.add_parser(
+        "lint",
+        help="find torch.load calls that do not pass weights_only=True (static, never imports)",
+        description="Statically find calls to torch.load / torch.serialization.load (and their "
+        "aliases) that omit weights_only (CKC001), pass weights_only=False (CKC002), pass a "
+        "non-literal (CKC003, check it) or pass pickle_module (CKC004). Files are parsed, never "
+        "imported. Directories are searched for *.py, skipping VCS, virtualenv and build "
+        "directories. Exit 0 when nothing is found, 1 when something is, 2 when a path cannot "
+        "be read or parsed.",
+    )
+    lint.add_argument("paths", nargs="+", metavar="PATH", help="Python files or directories")
+    lint.add_argument("--json", action="store_true", help="print ckptcompat.lint/1 JSON")
     return parser
 
 
@@ -65,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "scan":
             return _scan(args)
+        if args.command == "lint":
+            return _lint(args)
     except CkptCompatError as exc:
         print(f"ckptcompat: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -115,6 +129,28 @@ def _scan(args: argparse.Namespace) -> int:
     if any(r.error for r in results):
         return EXIT_USAGE
     return EXIT_OK if all(r.loadable for r in results) else EXIT_FOUND
+
+
+def _lint(args: argparse.Namespace) -> int:
+    # Deliberately no torch import: linting must work (and be fast) without it.
+    from .lint import lint_paths
+
+    result = lint_paths(args.paths)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        for finding in result.findings:
+            print(finding.to_text())
+        files = len({f.path for f in result.findings})
+        print(
+            f"ckptcompat lint: {len(result.findings)} finding(s) in {files} of "
+            f"{result.files_checked} file(s) checked"
+        )
+    for error in result.errors:
+        print(f"ckptcompat: error: {error}", file=sys.stderr)
+    if result.errors:
+        return EXIT_USAGE
+    return EXIT_FOUND if result.findings else EXIT_OK
 
 
 def _numpy_version() -> str | None:

@@ -128,3 +128,20 @@ def test_loads_inside_a_package_name_the_project_frame_too(tmp_path):
     assert site["site"].endswith("thirdparty/__init__.py:4")
     assert site["project_site"] == "test_vendor.py:6"
     assert (site["weights_only"], site["loadable"]) == ("False", True)
+
+
+def test_lint_finds_the_same_site_statically(tmp_path):
+    root = project(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_ckptcompat", "lint", "--json", str(root / "mylib")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    (finding,) = json.loads(proc.stdout)["findings"]
+    assert (Path(finding["path"]).name, finding["line"], finding["code"]) == (
+        "utils.py",
+        9,
+        "CKC001",
+    )

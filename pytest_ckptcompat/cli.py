@@ -68,6 +68,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lint.add_argument("paths", nargs="+", metavar="PATH", help="Python files or directories")
     lint.add_argument("--json", action="store_true", help="print ckptcompat.lint/1 JSON")
+    report = sub.add_parser(
+        "report",
+        help="merge the version matrix's cell reports (markdown, html, json, junit)",
+        description="Merge cell reports (ckptcompat.report/1, one per reader environment, as "
+        "`pytest --ckpt-compat --ckpt-compat-report FILE` writes them) into matrix.md, "
+        "matrix.html, matrix.json (ckptcompat.matrix/1) and junit.xml: a global x reader table "
+        "with the fix beside each blocked global, and a writer x reader grid per artifact. "
+        "Exit 0 once written (findings are data; `ckptcompat gate` decides), 2 on a bad report.",
+    )
+    report.add_argument("reports", nargs="+", metavar="CELL_REPORT", help="cell report JSON files")
+    report.add_argument(
+        "--out", default="matrix/report", metavar="DIR", help="output folder (default: %(default)s)"
+    )
+    gate = sub.add_parser(
+        "gate",
+        help="fail on loads that broke: against a baseline, or for an upgrade",
+        description="Exit 1 when something that loaded no longer does. With --baseline: every "
+        "(artifact, writer, reader) that was ok and is not now, and every global that turned "
+        "from allowed to blocked or missing (fixed ones are reported as good news). With "
+        "--current/--candidate: what loads under the current environment and not under the "
+        "candidate. --write-baseline writes the baseline from MATRIX_JSON.",
+    )
+    gate.add_argument("matrix", metavar="MATRIX_JSON", help="matrix.json from `ckptcompat report`")
+    mode = gate.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--baseline", metavar="FILE", help="compare with this baseline")
+    mode.add_argument("--write-baseline", metavar="FILE", help="write the baseline and exit 0")
+    mode.add_argument("--current", metavar="TAG", help="the reader you run now (or a unique part)")
+    gate.add_argument("--candidate", metavar="TAG", help="the reader you want to upgrade to")
     return parser
 
 
@@ -79,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scan(args)
         if args.command == "lint":
             return _lint(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "gate":
+            return _gate(args)
     except CkptCompatError as exc:
         print(f"ckptcompat: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -151,6 +183,52 @@ def _lint(args: argparse.Namespace) -> int:
     if result.errors:
         return EXIT_USAGE
     return EXIT_FOUND if result.findings else EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    # No torch import: merging runs anywhere, e.g. in a CI job without torch.
+    from .golden import atomic_write
+    from .merge import merge_reports
+    from .render import html_page, junit, markdown, summary_line
+
+    doc = merge_reports(Path(p) for p in args.reports)
+    out = Path(args.out)
+    outputs = {
+        "matrix.md": markdown(doc),
+        "matrix.html": html_page(doc),
+        "matrix.json": json.dumps(doc, indent=2) + "\n",
+        "junit.xml": junit(doc),
+    }
+    for name, text in outputs.items():
+        atomic_write(out / name, text.encode("utf-8"))
+    print(f"{summary_line(doc)}\nwrote {', '.join(str(out / n) for n in outputs)}")
+    return EXIT_OK
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from .gate import against_baseline, baseline_of, load_doc, resolve_reader, upgrade
+    from .golden import atomic_write
+
+    doc = load_doc(Path(args.matrix))
+    if args.write_baseline:
+        text = json.dumps(baseline_of(doc), indent=1) + "\n"
+        atomic_write(Path(args.write_baseline), text.encode("utf-8"))
+        print(f"wrote {args.write_baseline} ({len(doc['outcomes'])} loads)")
+        return EXIT_OK
+    if args.current:
+        if not args.candidate:
+            raise CkptCompatError("gate: --current needs --candidate")
+        current = resolve_reader(doc, args.current, "--current")
+        candidate = resolve_reader(doc, args.candidate, "--candidate")
+        result = upgrade(doc, current, candidate)
+        print(f"upgrade {current} -> {candidate}")
+    else:
+        if args.candidate:
+            raise CkptCompatError("gate: --candidate needs --current")
+        result = against_baseline(doc, load_doc(Path(args.baseline)))
+        print(f"{args.matrix} against {args.baseline}")
+    print(result.text())
+    return EXIT_OK if result.passed else EXIT_FOUND
 
 
 def _numpy_version() -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import sys
 from typing import Any
 
@@ -33,3 +34,12 @@ def tag(torch: str | None, numpy: str | None, python: str) -> str:
     """`torch2.13.0-numpy2.4.6-py3.11`: local build suffixes (`+cpu`) dropped."""
     parts = [f"torch{(torch or 'none').split('+')[0]}", f"numpy{numpy or 'none'}", f"py{python}"]
     return "-".join(parts)
+
+
+_TAG = re.compile(r"^torch(?P<torch>[^-]+)-numpy(?P<numpy>[^-]+)-py(?P<python>[^-]+)$")
+
+
+def parse_tag(text: str) -> dict[str, str] | None:
+    """`torch2.5.1-numpy1.25.2-py3.11` -> torch 2.5.1, numpy 1.25.2, python 3.11 (or None)."""
+    m = _TAG.match(text)
+    return m.groupdict() if m else None

@@ -61,16 +61,35 @@ class Fix:
     warning: str | None = None
 
 
-def fix_for(req: Requirement, rules: TorchRules) -> Fix:
+@dataclass(frozen=True)
+class FixTarget:
+    """The reader a fix is written for, when there is no installed torch to ask (the matrix)."""
+
+    version: str
+    has_tuple_form: bool
+
+
+def fix_for(req: Requirement, rules: TorchRules | FixTarget) -> Fix:
     """The fix for one blocked requirement under `rules`'s torch."""
-    name = req.lookup
+    return fix_for_name(
+        req.lookup, rules, dangerous=req.dangerous, fixable=req.fixable, note=req.note
+    )
+
+
+def fix_for_name(
+    name: str,
+    rules: TorchRules | FixTarget,
+    *,
+    dangerous: bool = False,
+    fixable: bool = True,
+    note: str = "",
+) -> Fix:
+    """The fix for the blocked global `name` (as torch looks it up) under `rules`'s torch."""
     change = next((text for prefix, text in _CHANGES if name.startswith(prefix)), None)
-    if req.dangerous or is_dangerous(name):
+    if dangerous or is_dangerous(name):
         return Fix(name, (), (), (), change, f"{name} can run code: never allowlist it")
-    if not req.fixable:
-        return Fix(
-            name, (), (), (), change, req.note or f"torch {rules.version} cannot allowlist it"
-        )
+    if not fixable:
+        return Fix(name, (), (), (), change, note or f"torch {rules.version} cannot allowlist it")
     if m := _NUMPY_CORE.match(name):
         rest = m.group(1)
         both = (f"numpy.core.{rest}", f"numpy._core.{rest}")
@@ -123,9 +142,8 @@ def render(fixes: Iterable[Fix], *, indent: str = "    ") -> str:
     if changes:
         lines.append("change what you save (then no allowlist is needed):")
         lines += [f"{indent}{f.name}: {f.change}" for f in changes]
-    warnings = [f for f in fixes if f.warning]
-    for f in warnings:
-        lines.append(f"note: {f.warning}")
+    # Fixes for both spellings of a numpy name share their code and notes: say each once.
+    lines += [f"note: {w}" for w in dict.fromkeys(f.warning for f in fixes if f.warning)]
     allowable = [f for f in fixes if f.entries]
     if allowable:
         lines.append("or allowlist it, in pytest's ini (ckpt_compat_safe_globals):")
@@ -135,6 +153,6 @@ def render(fixes: Iterable[Fix], *, indent: str = "    ") -> str:
         imports = dict.fromkeys(["import torch", *(i for f in allowable for i in f.imports)])
         lines += [f"{indent}{i}" for i in imports]
         lines.append(f"{indent}torch.serialization.add_safe_globals([")
-        lines += [f"{indent}    {c}," for f in allowable for c in f.code]
+        lines += [f"{indent}    {c}," for c in dict.fromkeys(c for f in allowable for c in f.code)]
         lines.append(f"{indent}])")
     return "\n".join(lines)

@@ -163,10 +163,11 @@ class CkptCompat:
             if isinstance(payload, GoldenError):
                 record = Record(name, writer, tag, "error", str(payload))
             else:
-                outcome, message, blocked, missing, fix = load_outcome(
-                    payload, obj, rules=rules, allowlist=allowlist, compare=compare
+                res = load_outcome(payload, obj, rules=rules, allowlist=allowlist, compare=compare)
+                record = Record(
+                    name, writer, tag, res.outcome, res.message, res.blocked, res.missing, res.fix
                 )
-                record = Record(name, writer, tag, outcome, message, blocked, missing, fix)
+                record.globals = res.globals
             record.test, record.writer_env = test, writer_env
             record.kind = "live" if i == len(sources) - 1 else "golden"
             records.append(record)

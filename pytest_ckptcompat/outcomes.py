@@ -33,6 +33,18 @@ OUTCOMES: tuple[Outcome, ...] = ("ok", "blocked", "missing", "mismatch", "error"
 Compare = str | Callable[[Any, Any], object]
 
 
+@dataclass(frozen=True)
+class LoadResult:
+    """What loading one file here under `weights_only=True` came to."""
+
+    outcome: Outcome
+    message: str = ""
+    blocked: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    fix: str = ""
+    globals: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Record:
     """One (artifact, writer, reader) and what happened: a row of the run report."""
@@ -48,6 +60,9 @@ class Record:
     test: str = ""
     writer_env: dict[str, Any] = field(default_factory=dict)
     kind: str = "golden"
+    # Every name the file needs and its status in this reader: allowed,
+    # allowed-user, blocked or missing (what the matrix's global table shows).
+    globals: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The record as it stands in `ckptcompat.report/1`."""
@@ -61,11 +76,8 @@ def load_outcome(
     rules: TorchRules,
     allowlist: Allowlist,
     compare: Compare = "equal",
-) -> tuple[Outcome, str, list[str], list[str], str]:
-    """Load `data` here under weights_only=True and classify it against `expected`.
-
-    Returns (outcome, message, blocked, missing, fix).
-    """
+) -> LoadResult:
+    """Load `data` here under weights_only=True and classify it against `expected`."""
     from .fastscan import analyze_fast
     from .pickle_vm import analyze
 
@@ -75,16 +87,19 @@ def load_outcome(
         facts = analyze_fast(pickle_bytes, supported=rules.supported_opcodes, types=types)
         facts = facts or analyze(pickle_bytes, types=types)
     except Exception as exc:  # a corrupt golden is an outcome, not a crash
-        return "error", f"unreadable checkpoint: {type(exc).__name__}: {exc}", [], [], ""
+        return LoadResult("error", f"unreadable checkpoint: {type(exc).__name__}: {exc}")
     verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
     try:
         loaded = weights_only_load(data, allowlist)
     except Exception as exc:  # any failure of torch.load is the finding
         return _classify_failure(exc, verdict, rules)
+    # It loaded, so torch allowed every name, whatever the scan predicted.
+    statuses: dict[str, str] = {
+        r.lookup: r.status if r.status.startswith("allowed") else "allowed"
+        for r in verdict.requirements
+    }
     problem = _compare(expected, loaded, compare)
-    if problem:
-        return "mismatch", problem, [], [], ""
-    return "ok", "", [], [], ""
+    return LoadResult("mismatch" if problem else "ok", problem, globals=statuses)
 
 
 def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
@@ -97,9 +112,7 @@ def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
             return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
-def _classify_failure(
-    exc: BaseException, verdict: Any, rules: TorchRules
-) -> tuple[Outcome, str, list[str], list[str], str]:
+def _classify_failure(exc: BaseException, verdict: Any, rules: TorchRules) -> LoadResult:
     message = torch_says(exc)
     blocked_reqs = [r for r in verdict.requirements if not r.status.startswith("allowed")]
     missing = [r.lookup for r in blocked_reqs if r.kind == "global" and not _exists_here(r.lookup)]
@@ -107,12 +120,15 @@ def _classify_failure(
     if isinstance(exc, (ModuleNotFoundError, AttributeError)) and not missing:
         missing = [str(getattr(exc, "name", "") or exc)]
     fix = render(fix_for(r, rules) for r in blocked_reqs) if blocked_reqs else ""
+    statuses: dict[str, str] = {r.lookup: r.status for r in verdict.requirements}
+    statuses |= dict.fromkeys(blocked, "blocked") | dict.fromkeys(missing, "missing")
     if missing:
-        return "missing", message, blocked, missing, fix
+        return LoadResult("missing", message, blocked, missing, fix, statuses)
     if blocked:
-        return "blocked", message, blocked, [], fix
+        return LoadResult("blocked", message, blocked, [], fix, statuses)
     obstacles = "; ".join(o.message for o in verdict.obstacles)
-    return "error", f"{message}{' (' + obstacles + ')' if obstacles else ''}", [], [], ""
+    message += f" ({obstacles})" if obstacles else ""
+    return LoadResult("error", message, globals=statuses)
 
 
 def torch_says(exc: BaseException) -> str:

@@ -206,12 +206,19 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from .gate import against_baseline, baseline_of, load_doc, resolve_reader, upgrade
+    from .gate import (
+        against_baseline,
+        baseline_of,
+        baseline_text,
+        load_doc,
+        resolve_reader,
+        upgrade,
+    )
     from .golden import atomic_write
 
     doc = load_doc(Path(args.matrix))
     if args.write_baseline:
-        text = json.dumps(baseline_of(doc), indent=1) + "\n"
+        text = baseline_text(baseline_of(doc))
         atomic_write(Path(args.write_baseline), text.encode("utf-8"))
         print(f"wrote {args.write_baseline} ({len(doc['outcomes'])} loads)")
         return EXIT_OK

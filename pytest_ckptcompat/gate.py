@@ -18,6 +18,7 @@ sorted, so a change to it reads well in a diff.
 from __future__ import annotations
 
 import datetime
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,17 @@ def baseline_of(doc: dict[str, Any]) -> dict[str, Any]:
             )
         ],
     }
+
+
+def baseline_text(baseline: dict[str, Any]) -> str:
+    """The baseline as JSON with one row per line, so a change to it reads well in a diff."""
+    lines = ["{"]
+    lines += [f"  {json.dumps(k)}: {json.dumps(baseline[k])}," for k in ("schema", "created")]
+    for key in ("outcomes", "globals"):
+        rows = [f"    {json.dumps(row)}" for row in baseline[key]]
+        lines += [f'  "{key}": [', ",\n".join(rows), "  ]" + ("," if key == "outcomes" else "")]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def _triple_key(o: dict[str, Any]) -> tuple[Any, ...]:

@@ -52,17 +52,17 @@ def summary_line(doc: dict[str, Any]) -> str:
 
 
 def _fix_cell(entry: dict[str, Any]) -> str:
+    # Short: what to change, what to allowlist, where torch allows it anyway.
+    # The longer notes are listed once, under "How to fix".
     fix = entry.get("fix")
     if not fix:
         return ""
-    bits = []
-    if fix["change"]:
-        bits.append(fix["change"])
+    bits = [fix["change"]] if fix["change"] else []
     if fix["entries"]:
         bits.append("or allowlist " + ", ".join(f"`{e}`" for e in fix["entries"]))
-    if fix["allowed_by_default_in"]:
-        bits.append("allowed by default in " + ", ".join(fix["allowed_by_default_in"]))
-    bits += fix["notes"]
+    torches = dict.fromkeys(t.split("-")[0] for t in fix["allowed_by_default_in"])
+    if torches:
+        bits.append("allowed by default in " + ", ".join(torches))
     return "; ".join(bits)
 
 
@@ -108,9 +108,8 @@ def markdown(doc: dict[str, Any]) -> str:
 def _outcome_md(o: dict[str, Any] | None) -> str:
     if o is None:
         return _NOT_READ
-    names = o["blocked"] + o["missing"]
-    label = _OUTCOME_MD[o["outcome"]]
-    return label + ("<br>" + "<br>".join(f"`{n}`" for n in names) if names else "")
+    names = [f"`{n}`" for n in o["blocked"]] + [f"`{n}` (missing)" for n in o["missing"]]
+    return "<br>".join([_OUTCOME_MD[o["outcome"]], *names])
 
 
 def _grid(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
@@ -187,7 +186,8 @@ def _outcome_td(o: dict[str, Any] | None) -> str:
     if o is None:
         return f'<td class="none">{_NOT_READ}</td>'
     e = html.escape
-    names = "".join(f"<br><code>{e(n)}</code>" for n in o["blocked"] + o["missing"])
+    names = "".join(f"<br><code>{e(n)}</code>" for n in o["blocked"])
+    names += "".join(f"<br><code>{e(n)}</code> (missing)" for n in o["missing"])
     title = f' title="{e(o["message"])}"' if o["message"] else ""
     return f'<td class="{o["outcome"]}"{title}>{o["outcome"]}{names}</td>'
 

@@ -156,3 +156,22 @@ def test_noxfile_with_a_broken_matrix_says_so_in_one_line(tmp_path):
     assert proc.returncode != 0
     assert f"ckptcompat: error: {bad}: matrix.cuda: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cell_and_matrix_arguments():
+    from pytest_ckptcompat.noxmatrix import _cell_args, _matrix_args, _split
+
+    matrix = load_matrix(ROOT / "matrix" / "matrix.toml")
+    assert _cell_args([], matrix) == ("both", ["examples/trainer/tests"], [])
+    assert _cell_args(["read", "--tests=mine", "-k", "state"], matrix) == (
+        "read",
+        ["mine"],
+        ["-k", "state"],
+    )
+    with pytest.raises(SystemExit):
+        _cell_args(["rite"], matrix)  # a typo is not silently a pytest argument
+    opts = _matrix_args(["-j", "2", "--tests", "a", "--tests", "b", "-x"])
+    assert (opts.jobs, opts.tests, opts.pytest_args) == (2, ["a", "b"], ["-x"])
+    assert _split(["-e .", "-e examples/trainer", "rich>=13"]) == [
+        "-e", ".", "-e", "examples/trainer", "rich>=13",
+    ]  # fmt: skip

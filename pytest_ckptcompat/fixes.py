@@ -66,7 +66,8 @@ def fix_for(req: Requirement, rules: TorchRules) -> Fix:
     name = req.lookup
     change = next((text for prefix, text in _CHANGES if name.startswith(prefix)), None)
     if req.dangerous or is_dangerous(name):
-        return Fix(name, (), (), (), change, f"{name} can run code: never allowlist it")
+        # No "save X instead": a file naming it was not written by `torch.save` of data.
+        return Fix(name, (), (), (), None, f"{name} can run code: never allowlist it")
     if not req.fixable:
         return Fix(
             name, (), (), (), change, req.note or f"torch {rules.version} cannot allowlist it"

@@ -198,11 +198,15 @@ NESTED_SUFFIXES: Final = (
     ".zip", ".pt", ".pth", ".ckpt", ".bin", ".pickle", ".joblib", ".mar", ".tar",
 )  # fmt: skip
 _MAX_DEPTH: Final = 3  # archives inside archives inside archives: deeper ones are not opened
+# A pickle member is read into memory whole; its declared size bounds that
+# (both readers inflate at most the declared size), so a zip bomb is refused
+# on its header. The largest data.pkl seen in practice is a few hundred MB.
+MAX_PICKLE_BYTES: Final = 2 << 30
 # zipfile's errors for one member. RuntimeError: encrypted; NotImplementedError:
-# a compression zipfile lacks.
+# a compression zipfile lacks; OverflowError: an offset past 2**63 (seek).
 _MEMBER_ERRORS = (
     zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
-    zlib.error,
+    zlib.error, OverflowError, struct.error,
 )  # fmt: skip
 
 
@@ -216,7 +220,10 @@ def _read_zip_slow(shown: str, fh: BinaryIO) -> tuple[str, list[PickleBlob]]:
     try:
         archive = zipfile.ZipFile(fh)
         names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, OverflowError,
+        struct.error,
+    ) as exc:  # fmt: skip
         raise UnreadableCheckpointError(
             shown, f"corrupt or truncated zip archive ({exc})"
         ) from None
@@ -239,6 +246,14 @@ def _zip_pickles(shown: str, archive: zipfile.ZipFile, outer: str, depth: int) -
         lower = info.filename.lower()
         name = f"{outer}{info.filename}"
         if lower.endswith(".pkl"):
+            if info.file_size > MAX_PICKLE_BYTES:
+                if depth:
+                    continue
+                raise UnreadableCheckpointError(
+                    shown,
+                    f"zip member {info.filename} declares {info.file_size:,} bytes "
+                    f"(over {MAX_PICKLE_BYTES >> 30} GiB): refusing to inflate it",
+                )
             try:
                 data = archive.read(info)
             except _MEMBER_ERRORS as exc:
@@ -452,6 +467,8 @@ def _member_data(data: mmap.mmap, info: _Entry) -> bytes | None:
     """One member's bytes via its local header; None for anything zipfile should judge."""
     if info.flags & _UNSUPPORTED_FLAGS or info.method not in (_STORED, _DEFLATED):
         return None
+    if info.size > MAX_PICKLE_BYTES:
+        return None  # zipfile's reader refuses it with the message
     if info.offset + _LOCAL.size > len(data):
         return None
     local = _LOCAL.unpack_from(data, info.offset)

@@ -12,7 +12,12 @@ a subprocess, and prints a Markdown table, file x tool:
 - `missed`: the tool calls it clean (picklescan: exit 0; `missed (suspicious)`
   when it only rated a global "suspicious", which it does not count as infected);
 - `crashed`: the tool gave up: an error exit, a traceback, a parse failure
-  or a timeout (fickling: exit 2, "failed to parse").
+  or a timeout (fickling: errors in its `ScanResult` and no unsafe verdict).
+
+fickling runs through its Python API (`fickling.scan_file`, and
+`fickling.scan_zip_archive` for zips), because its command's `--check-safety`
+reads raw pickle streams only and gives up on every zip, torch.save's own
+output included.
 
 For the controls the right answer is `clean`. After every run the sentinel
 folder is checked: a payload that ran would show as `RAN` (none should: all
@@ -93,17 +98,41 @@ def picklescan(path: Path, work: Path) -> tuple[str, float]:
     return "crashed", seconds
 
 
+# fickling's command (`fickling --check-safety FILE`) reads raw pickle streams
+# only: on any zip (every torch.save file) it answers "No pickle files
+# detected". Its Python API scans zips member by member, so that is what runs,
+# in a child process like the others.
+_FICKLING = """
+import json, sys, zipfile
+import fickling
+from fickling.analysis import Severity
+path = sys.argv[1]
+if zipfile.is_zipfile(path):
+    results = list(fickling.scan_zip_archive(path, graceful=True).values())
+else:
+    results = [fickling.scan_file(path, graceful=True)]
+print(json.dumps({
+    "unsafe": any(r.severity > Severity.LIKELY_SAFE for r in results),
+    "errors": [e for r in results for e in r.errors],
+    "scanned": len(results),
+}))
+"""
+
+
 def fickling(path: Path, work: Path) -> tuple[str, float]:
-    exe = _tool("fickling")
-    if exe is None:
+    try:
+        __import__("fickling")
+    except ImportError:
         return "n/a", 0.0
-    report = work / "fickling.json"  # it writes safety_results.json into the cwd otherwise
-    code, out, seconds = _run(
-        [exe, "--check-safety", "--print-results", "--json-output", str(report), str(path)], work
-    )
-    if code is None or "Traceback" in out:
+    code, out, seconds = _run([sys.executable, "-c", _FICKLING, str(path)], work)
+    if code != 0 or "Traceback" in out:
         return "crashed", seconds
-    return {0: "clean", 1: "flagged"}.get(code, "crashed"), seconds
+    doc = json.loads(out.strip().splitlines()[-1])
+    if doc["unsafe"]:
+        return "flagged", seconds
+    if doc["errors"]:
+        return "crashed", seconds
+    return "clean", seconds
 
 
 def _controls(folder: Path) -> list[Path]:
@@ -125,7 +154,11 @@ def _controls(folder: Path) -> list[Path]:
 
 def _short(verdict: str, control: bool) -> str:
     if control:  # the right answer is "clean"
-        return {"flagged": "flagged (false alarm)", "missed": "clean"}.get(verdict, verdict)
+        return {
+            "flagged": "flagged (false alarm)",
+            "missed": "clean",
+            "missed (suspicious)": "clean (suspicious)",
+        }.get(verdict, verdict)
     return {"clean": "missed"}.get(verdict, verdict)
 
 
@@ -182,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         crashed = sum(v == "crashed" for v in verdicts_t)
         totals.append(f"{flagged} flagged, {missed} missed, {crashed} crashed")
     lines.append(f"| **{len(hostile)} hostile files** | | " + " | ".join(totals) + " |")
+    alarms = [sum(_short(rows[p][t], True).startswith("flagged") for p in controls) for t in tools]
+    lines.append(
+        f"| **{len(controls)} harmless controls** | | "
+        + " | ".join(f"{n} false alarm(s)" for n in alarms)
+        + " |"
+    )
     lines.append(
         "| seconds (all files) | | " + " | ".join(f"{seconds[t]:.1f}" for t in tools) + " |"
     )

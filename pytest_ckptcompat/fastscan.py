@@ -16,10 +16,13 @@ supports *except* GLOBAL and NEWOBJ, Python looks at each GLOBAL, and
   code read from the memo, a persistent id that is not a tuple) returns None
   and the caller runs the exact machine.
 
-One fact is trusted rather than checked: that a persistent-id tuple starts
-with "storage" (torch.save's only kind; the head is often a memo reference,
-which a regular expression cannot follow). A hand-made pickle with another
-head gets that obstacle from the exact machine only.
+The pickle's structure is trusted rather than checked, as CPython's
+pickler writes it: that APPEND/SETITEM/BUILD target lists, dicts and the
+objects their REDUCE made, and that a persistent-id tuple starts with
+"storage" (often a memo reference, which a regular expression cannot follow).
+A hand-made pickle that breaks those rules gets the matching obstacle from the
+exact machine only; the globals it names (and so what can run code) are the
+same on both paths, which the fuzz tests check (tests/test_fuzz.py).
 
 The test suite checks that both paths give the same verdict on every file
 of the corpus (tests/test_fastscan.py).

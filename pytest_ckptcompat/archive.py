@@ -13,6 +13,12 @@ Nothing here unpickles anything; tensor data is never read. Large files are
 memory-mapped so a 1 GiB checkpoint costs what its pickle costs, and a zip's
 central directory is searched rather than parsed entry by entry (see
 `_read_zip_fast`), so 100,000 tensor members cost milliseconds.
+
+Pickles torch.load never reads are collected too, so that what they would
+run is reported: every `.pkl` member, and the pickles inside a member that
+is itself an archive or a pickle (`inner.pt`, `weights.zip`, ...; see
+`NESTED_SUFFIXES`), to `_MAX_DEPTH` levels. (Pickles appended after a
+pickle's STOP are found by `scan`, which walks the pickles.)
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal, NamedTuple
+from typing import BinaryIO, Final, Literal, NamedTuple
 
 from .errors import PickleFormatError, UnreadableCheckpointError
 from .pickle_vm import PickleFacts, analyze
@@ -37,7 +43,7 @@ Buffer = bytes | mmap.mmap
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
 _LEGACY_PICKLES = ("magic number", "protocol version", "sys info", "data", "storage keys")
 # A pickle's first byte: PROTO, or an opcode that can start a protocol 0/1 pickle.
-_PICKLE_START = frozenset(b"\x80(]}).NIFLSVcdlpgtK")
+_PICKLE_START: Final = frozenset(b"\x80(]}).NIFLSVcdlpgtK")
 # zipfile refuses entries that need a newer zip reader than 6.3 (`zipfile.MAX_EXTRACT_VERSION`).
 _MAX_EXTRACT_VERSION = 63
 
@@ -51,6 +57,9 @@ class PickleBlob:
     start: int = 0
     main: bool = False  # the pickle torch.load would unpickle
     facts: PickleFacts | None = None  # already walked (legacy files are walked to split them)
+    # A member that may or may not be a pickle (a nested `inner.pt` holding a
+    # raw pickle, or just data): a parse error means "not a pickle", not "corrupt".
+    optional: bool = False
 
 
 @dataclass
@@ -78,6 +87,9 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise UnreadableCheckpointError(shown, exc.strerror or str(exc)) from None
     if stat.S_ISDIR(info.st_mode):
         raise UnreadableCheckpointError(shown, "is a directory, not a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO would block the open, a device (/dev/zero) never ends.
+        raise UnreadableCheckpointError(shown, f"not a regular file ({_file_kind(info.st_mode)})")
     if info.st_size == 0:
         raise UnreadableCheckpointError(shown, "empty file (0 bytes)")
     try:
@@ -104,6 +116,29 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     )
 
 
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+    )  # fmt: skip
+    return next((kind for test, kind in kinds if test(mode)), "not a file")
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    """An ONNX ModelProto: field 1 (ir_version, a small varint), then another known field.
+
+    torch.onnx writes ir_version, producer_name ("pytorch"), producer_version,
+    graph and opset_import; the bytes carry no magic number, so this reads the
+    first two protobuf field tags. A pickle never starts with 0x08.
+    """
+    return (
+        len(head) >= 3
+        and head[0] == 0x08
+        and 1 <= head[1] <= 0x7F
+        and head[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72)
+    )
+
+
 def _reject_known_non_pickles(shown: str, head: bytes) -> None:
     if head.startswith(b"version https://git-lfs"):
         raise UnreadableCheckpointError(
@@ -119,8 +154,10 @@ def _reject_known_non_pickles(shown: str, head: bytes) -> None:
         raise UnreadableCheckpointError(shown, "a safetensors file: load it with safetensors")
     if head.startswith(b"\x93NUMPY"):
         raise UnreadableCheckpointError(shown, "a numpy .npy file: load it with numpy.load")
-    if head[:1] == b"\x08" and b"onnx" in head[:64].lower():
-        raise UnreadableCheckpointError(shown, "an ONNX model, not a torch checkpoint")
+    if _looks_like_onnx(head):
+        raise UnreadableCheckpointError(
+            shown, "an ONNX model, not a torch checkpoint: load it with onnx / onnxruntime"
+        )
 
 
 def _open_zip(shown: str, fh: BinaryIO) -> Checkpoint:
@@ -153,6 +190,26 @@ def _open_zip(shown: str, fh: BinaryIO) -> Checkpoint:
     return ckpt
 
 
+# Members that may hold a checkpoint of their own (a zip, or a raw pickle):
+# their pickles are collected too, named `outer!/inner`. torch.save never
+# writes such names (its members are `data.pkl`, `data/<n>`, `version`, ...),
+# so for its files this costs one regex search of the central directory.
+NESTED_SUFFIXES: Final = (
+    ".zip", ".pt", ".pth", ".ckpt", ".bin", ".pickle", ".joblib", ".mar", ".tar",
+)  # fmt: skip
+_MAX_DEPTH: Final = 3  # archives inside archives inside archives: deeper ones are not opened
+# A pickle member is read into memory whole; its declared size bounds that
+# (both readers inflate at most the declared size), so a zip bomb is refused
+# on its header. The largest data.pkl seen in practice is a few hundred MB.
+MAX_PICKLE_BYTES: Final = 2 << 30
+# zipfile's errors for one member. RuntimeError: encrypted; NotImplementedError:
+# a compression zipfile lacks; OverflowError: an offset past 2**63 (seek).
+_MEMBER_ERRORS = (
+    zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
+    zlib.error, OverflowError, struct.error,
+)  # fmt: skip
+
+
 def _read_zip_slow(shown: str, fh: BinaryIO) -> tuple[str, list[PickleBlob]]:
     """The first member's name and the `.pkl` members, by `zipfile` (every entry parsed).
 
@@ -163,32 +220,71 @@ def _read_zip_slow(shown: str, fh: BinaryIO) -> tuple[str, list[PickleBlob]]:
     try:
         archive = zipfile.ZipFile(fh)
         names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, OverflowError,
+        struct.error,
+    ) as exc:  # fmt: skip
         raise UnreadableCheckpointError(
             shown, f"corrupt or truncated zip archive ({exc})"
         ) from None
     with archive:
         if not names:
             raise UnreadableCheckpointError(shown, "an empty zip archive")
-        pickles = []
-        for info in archive.infolist():
-            if not info.filename.lower().endswith(".pkl") or info.is_dir():
-                continue
-            try:
-                data = archive.read(info)
-            except (
-                zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError,
-                NotImplementedError, zlib.error,
-            ) as exc:  # fmt: skip
-                # RuntimeError: encrypted; NotImplementedError: a compression zipfile lacks.
-                raise UnreadableCheckpointError(
-                    shown, f"cannot read zip member {info.filename} ({exc})"
-                ) from None
-            pickles.append(PickleBlob(info.filename, data))
+        pickles = _zip_pickles(shown, archive, "", 0)
     if not pickles:
         kind = "an npz archive" if any(n.endswith(".npy") for n in names) else "a zip archive"
         raise UnreadableCheckpointError(shown, f"{kind} without any pickle, not a torch checkpoint")
     return names[0], pickles
+
+
+def _zip_pickles(shown: str, archive: zipfile.ZipFile, outer: str, depth: int) -> list[PickleBlob]:
+    """The `.pkl` members of `archive` and the pickles of its nested members."""
+    pickles = []
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        lower = info.filename.lower()
+        name = f"{outer}{info.filename}"
+        if lower.endswith(".pkl"):
+            if info.file_size > MAX_PICKLE_BYTES:
+                if depth:
+                    continue
+                raise UnreadableCheckpointError(
+                    shown,
+                    f"zip member {info.filename} declares {info.file_size:,} bytes "
+                    f"(over {MAX_PICKLE_BYTES >> 30} GiB): refusing to inflate it",
+                )
+            try:
+                data = archive.read(info)
+            except _MEMBER_ERRORS as exc:
+                if depth:  # a broken nested archive is its own business, not this file's
+                    continue
+                raise UnreadableCheckpointError(
+                    shown, f"cannot read zip member {info.filename} ({exc})"
+                ) from None
+            pickles.append(PickleBlob(name, data, optional=depth > 0))
+        elif lower.endswith(NESTED_SUFFIXES) and depth < _MAX_DEPTH:
+            pickles += _nested(shown, archive, info, name, depth + 1)
+    return pickles
+
+
+def _nested(
+    shown: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, depth: int
+) -> list[PickleBlob]:
+    """The pickles in one member that may be an archive or a pickle itself."""
+    try:
+        with archive.open(info) as member:
+            head = member.read(4)
+            if head == _LOCAL_SIG:
+                # ZipExtFile seeks, so a big nested archive is never read whole.
+                member.seek(0)
+                with zipfile.ZipFile(member) as inner:
+                    return _zip_pickles(shown, inner, f"{name}!/", depth)
+            if head[:1] and head[0] in _PICKLE_START:
+                return [PickleBlob(name, head + member.read(), optional=True)]
+    except (*_MEMBER_ERRORS, UnreadableCheckpointError):
+        pass  # not an archive after all, or a broken one: data, as torch sees it
+    return []
 
 
 # --- The fast zip reader -----------------------------------------------------
@@ -219,6 +315,10 @@ _STORED, _DEFLATED = 0, 8
 # Kelvin sign K (U+212A, UTF-8 e2 84 aa), the one non-ASCII character whose
 # lower() is one of ".pkl" (checked over all of Unicode and cp437).
 _PKL_HIT = re.compile(rb"\.[pP](?:[kK]|\xe2\x84\xaa)[lL]")
+# Candidates for `NESTED_SUFFIXES` at the end of a name: not inside a folder
+# name (`x.bin/data.pkl`, torch's prefix for a file saved as `x.bin.pt`), so
+# that such a prefix does not send every entry to be parsed.
+_NESTED_HIT = re.compile(rb"\.(?i:zip|pt|pth|ckpt|bin|pickle|joblib|mar|tar)(?![\w.-]*/)")
 
 
 def _read_zip_fast(data: mmap.mmap) -> tuple[str, list[PickleBlob]] | None:
@@ -259,18 +359,20 @@ def _read_zip_fast(data: mmap.mmap) -> tuple[str, list[PickleBlob]] | None:
     if first is None:
         return None
     pickles: list[PickleBlob] = []
-    seen = -1
+    # Hits before `parsed_end` lie in an entry already read: skipping them
+    # without a `rfind` keeps this linear when a long name, extra field or
+    # comment holds thousands of ".pkl" (an entry can be 192 KiB long).
+    parsed_end = 0
     for hit in _PKL_HIT.finditer(cd):
+        if hit.start() < parsed_end:
+            continue
         at = cd.rfind(_CENTRAL_SIG, 0, hit.start())
-        if at <= seen:
-            continue  # another hit in an entry already read (or before the first)
         entry = _central_entry(cd, at)
         if entry is None:
             return None
-        name, name_end, info = entry
+        name, name_end, parsed_end, info = entry
         if hit.end() > name_end:
             continue  # in the extra field or the comment, not the name
-        seen = at
         # zipfile's rule exactly (its names stop at a NUL byte).
         if not name.lower().endswith(".pkl"):
             continue
@@ -280,6 +382,16 @@ def _read_zip_fast(data: mmap.mmap) -> tuple[str, list[PickleBlob]] | None:
         pickles.append(PickleBlob(name, blob))
     if not pickles:
         return None  # zipfile names what the archive is instead
+    parsed_end = 0
+    for hit in _NESTED_HIT.finditer(cd):
+        if hit.start() < parsed_end:
+            continue
+        entry = _central_entry(cd, cd.rfind(_CENTRAL_SIG, 0, hit.start()))
+        if entry is None:
+            return None
+        parsed_end = entry[2]
+        if entry[0].lower().endswith(NESTED_SUFFIXES):
+            return None  # a member that may hold pickles of its own: zipfile opens it
     return first[0], pickles
 
 
@@ -294,9 +406,12 @@ class _Entry(NamedTuple):
     raw_name: str  # decoded like zipfile's `orig_filename`: before cutting at a NUL
 
 
-def _central_entry(cd: bytes, at: int) -> tuple[str, int, _Entry] | None:
-    """Parse the entry at `at`: (zipfile's name, end of the name, fields); None if inconsistent."""
-    if at + _CENTRAL.size > len(cd):
+def _central_entry(cd: bytes, at: int) -> tuple[str, int, int, _Entry] | None:
+    """Parse the entry at `at`: (zipfile's name, end of the name, end of the entry, fields).
+
+    None if inconsistent.
+    """
+    if at < 0 or at + _CENTRAL.size > len(cd):
         return None
     fields = _CENTRAL.unpack_from(cd, at)
     if fields[0] != _CENTRAL_SIG or fields[3] > _MAX_EXTRACT_VERSION:
@@ -320,7 +435,7 @@ def _central_entry(cd: bytes, at: int) -> tuple[str, int, _Entry] | None:
             return None
         size, compressed, offset = wide
     name = raw.split("\0", 1)[0]
-    return name, name_end, _Entry(flags, method, compressed, size, offset, raw)
+    return name, name_end, end, _Entry(flags, method, compressed, size, offset, raw)
 
 
 def _zip64_sizes(
@@ -352,6 +467,8 @@ def _member_data(data: mmap.mmap, info: _Entry) -> bytes | None:
     """One member's bytes via its local header; None for anything zipfile should judge."""
     if info.flags & _UNSUPPORTED_FLAGS or info.method not in (_STORED, _DEFLATED):
         return None
+    if info.size > MAX_PICKLE_BYTES:
+        return None  # zipfile's reader refuses it with the message
     if info.offset + _LOCAL.size > len(data):
         return None
     local = _LOCAL.unpack_from(data, info.offset)
@@ -396,6 +513,12 @@ def _legacy_pickles(shown: str, data: mmap.mmap) -> list[PickleBlob]:
         try:
             facts = analyze(data, pos)
         except PickleFormatError as exc:
+            partial = exc.partial
+            if isinstance(partial, PickleFacts) and partial.globals:
+                # What it named before the bad byte may run code: `scan`
+                # walks it again and judges that (it stops the file there).
+                blobs.append(PickleBlob(role, data, start=pos, main=role == "data"))
+                return blobs
             raise UnreadableCheckpointError(
                 shown, f"legacy torch file, {role} pickle: {exc}"
             ) from None

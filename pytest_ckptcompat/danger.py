@@ -5,6 +5,17 @@ arbitrary code, touch the file system or the network, or reach any other
 global (`getattr`, `__import__`). The list is deliberately wide: a false
 alarm costs a look, a miss costs a machine. Everything torch itself refuses
 is still reported as blocked; this flag only says *why* not to allowlist it.
+
+Three rules, each closing a known way around a plain name list:
+
+- a whole module is dangerous when any of its attributes is (`os.*`,
+  `importlib.*`, `marshal.*`, `runpy.*`, `mailcap.*`: picklescan#69, #74);
+- a *dotted* attribute (`posixpath` + `os.system`) walks from one object to
+  another, as `pickle` resolves it for protocol 4+, so it can reach anything:
+  always dangerous, whatever the module;
+- Python 2 spellings (`__builtin__`, `copy_reg`) are the same objects as
+  their Python 3 names (`pickle` maps them when it loads), so they are
+  judged by those names.
 """
 
 from __future__ import annotations
@@ -14,14 +25,20 @@ from typing import Final
 # Whole modules whose every attribute is dangerous.
 _MODULES: Final = frozenset(
     {
-        "os", "posix", "nt", "sys", "subprocess", "shutil", "socket", "ctypes", "importlib",
-        "runpy", "marshal", "code", "codeop", "pty", "commands", "popen2", "platform",
-        "multiprocessing", "threading", "_thread", "signal", "webbrowser", "mailcap",
-        "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "shelve", "types", "asyncio",
-        "http", "urllib", "requests", "ftplib", "smtplib", "telnetlib", "pdb", "bdb",
-        "timeit", "trace", "profile", "cProfile", "tempfile", "glob", "zipimport",
-        "pip", "setuptools", "distutils", "sqlite3", "_io", "io", "operator",
-        "numpy.testing", "torch.hub", "torch.jit", "torch._C._jit", "torch.ops", "torch.package",
+        "os", "posix", "nt", "sys", "subprocess", "_posixsubprocess", "_winapi", "msvcrt",
+        "shutil", "socket", "_socket", "socketserver", "ctypes", "_ctypes", "importlib", "imp",
+        "_imp", "_frozen_importlib", "_frozen_importlib_external", "pkgutil", "zipimport",
+        "site", "runpy", "marshal", "code", "codeop", "pty", "commands", "popen2", "platform",
+        "multiprocessing", "concurrent", "threading", "_thread", "signal", "webbrowser",
+        "mailcap", "pydoc", "doctest", "cgi", "cgitb", "idlelib", "ensurepip", "venv",
+        "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "types",
+        "asyncio", "http", "urllib", "xmlrpc", "requests", "ftplib", "smtplib", "telnetlib",
+        "pdb", "bdb", "timeit", "trace", "profile", "cProfile", "tempfile", "glob",
+        "pip", "setuptools", "distutils", "sqlite3", "_io", "io", "operator", "_operator",
+        "logging.config", "yaml", "pandas.io.pickle", "numpy.testing", "numpy.f2py",
+        "numpy.distutils", "numpy.ctypeslib", "torch.hub", "torch.jit", "torch._C._jit",
+        "torch.ops", "torch.package", "torch.fx", "torch.utils.cpp_extension",
+        "torch._inductor", "torch._dynamo", "torch.multiprocessing",
     }
 )  # fmt: skip
 # Single names that are dangerous although their module is not.
@@ -30,26 +47,45 @@ _NAMES: Final = frozenset(
         "builtins.eval", "builtins.exec", "builtins.compile", "builtins.open",
         "builtins.__import__", "builtins.getattr", "builtins.setattr", "builtins.delattr",
         "builtins.globals", "builtins.locals", "builtins.vars", "builtins.breakpoint",
-        "builtins.input", "builtins.apply", "builtins.execfile", "builtins.file",
-        "__builtin__.eval", "__builtin__.exec", "__builtin__.open", "__builtin__.getattr",
-        "__builtin__.__import__", "__builtin__.execfile", "__builtin__.file", "__builtin__.apply",
-        "copyreg._reconstructor_unsafe", "numpy.load", "numpy.lib.npyio.load",
-        "numpy.fromfile", "numpy.lib.format.read_array", "torch.load", "torch.serialization.load",
-        "torch.save", "torch._utils._rebuild_from_type", "torch.storage._load_from_bytes",
-        "functools.reduce", "functools.partial.__call__", "operator.attrgetter",
-        "operator.methodcaller", "operator.itemgetter", "code.interact",
+        "builtins.input", "builtins.help", "builtins.apply", "builtins.execfile",
+        "builtins.file", "builtins.reload", "copyreg._reconstructor_unsafe", "numpy.load",
+        "numpy.lib.npyio.load", "numpy.fromfile", "numpy.lib.format.read_array",
+        "pandas.read_pickle", "torch.load", "torch.serialization.load", "torch.save",
+        "torch._utils._rebuild_from_type", "torch.storage._load_from_bytes",
+        "functools.reduce", "functools.partial.__call__", "code.interact",
     }
 )  # fmt: skip
+# What `pickle` loads instead of a Python 2 module name (`_compat_pickle.IMPORT_MAPPING`).
+_PY2_MODULES: Final = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
 
 
 def is_dangerous(*names: str) -> bool:
     """True when any spelling in `names` (`module.name`) can run code when loaded."""
-    for name in names:
-        if name in _NAMES or name.startswith("copyreg.extension."):
+    return any(_one(name) for name in names)
+
+
+def why_dangerous(module: str, attr: str) -> str:
+    """The reason to show beside a dangerous global (empty when it is not dangerous)."""
+    if "." in attr:
+        return f"the dotted attribute {attr!r} walks from {module} to other objects"
+    return "can run code" if _one(f"{module}.{attr}") else ""
+
+
+def _one(name: str) -> bool:
+    if name.startswith("copyreg.extension."):
+        return True  # an EXT code: whatever the reader's copyreg registry maps it to
+    head, _, rest = name.partition(".")
+    name = f"{_PY2_MODULES.get(head, head)}.{rest}" if rest else name
+    if name in _NAMES:
+        return True
+    module = name
+    while "." in module:
+        module = module.rsplit(".", 1)[0]
+        if module in _MODULES:
             return True
-        module = name
-        while "." in module:
-            module = module.rsplit(".", 1)[0]
-            if module in _MODULES:
-                return True
     return False
+
+
+def is_dangerous_global(module: str, attr: str, *also: str) -> bool:
+    """`is_dangerous` for a global as the pickle spells it, with the dotted-attribute rule."""
+    return "." in attr or is_dangerous(f"{module}.{attr}", *also)

@@ -8,7 +8,17 @@ class CkptCompatError(Exception):
 
 
 class PickleFormatError(CkptCompatError, ValueError):
-    """The bytes are not a well-formed pickle (the message gives the byte offset)."""
+    """The bytes are not a well-formed pickle (the message gives the byte offset).
+
+    `partial` holds what the pickle did before the bad byte (a
+    `pickle_vm.PickleFacts`, or None): a real unpickler runs all of that
+    before it fails, so a call to `os.system` followed by garbage is still a
+    call to `os.system`.
+    """
+
+    def __init__(self, message: str, *, partial: object = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class UnreadableCheckpointError(CkptCompatError):

@@ -87,7 +87,8 @@ def fix_for_name(
     """The fix for the blocked global `name` (as torch looks it up) under `rules`'s torch."""
     change = next((text for prefix, text in _CHANGES if name.startswith(prefix)), None)
     if dangerous or is_dangerous(name):
-        return Fix(name, (), (), (), change, f"{name} can run code: never allowlist it")
+        # No "save X instead": a file naming it was not written by `torch.save` of data.
+        return Fix(name, (), (), (), None, f"{name} can run code: never allowlist it")
     if not fixable:
         return Fix(name, (), (), (), change, note or f"torch {rules.version} cannot allowlist it")
     if m := _NUMPY_CORE.match(name):

@@ -15,14 +15,16 @@ names *every* blocked global (torch names one) and tells blocked from missing.
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from . import _compat
-from .allowlist import Allowlist, import_dotted
+from .allowlist import Allowlist
 from .compare import deep_diff, format_mismatches, state_dict_report
 from .fixes import fix_for, render
 from .pickle_vm import TypeResolver
@@ -147,14 +149,59 @@ def torch_says(exc: BaseException) -> str:
 
 
 def _exists_here(name: str) -> bool:
-    """Whether `module.name` names something in this environment, spelled exactly so."""
+    """Whether `module.name` names something in this environment, spelled exactly so.
+
+    The name comes from the file, so nothing is imported for it: importing a
+    module runs its code, and a golden that names `antigravity.x` (or any
+    module on the path) must not make us run it. Modules already imported
+    are looked at; others are only looked up (`find_spec`, which reads the
+    file system), and a module that exists but is not imported yet counts as
+    existing: "blocked" rather than "missing".
+    """
     if name.startswith("numpy.dtype") or "." not in name:
         return True  # dtype classes are named by this numpy itself
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:i]))
+        if module is None:
+            continue
+        obj: object = module
+        for depth, attr in enumerate(parts[i:], start=i):
+            found = _attribute(obj, attr)
+            if found is _ABSENT:
+                # A submodule that is not imported yet is no attribute either.
+                return depth < len(parts) - 1 and _findable(".".join(parts[: depth + 1]))
+            obj = found
+        return True
+    return _findable(parts[0])
+
+
+_ABSENT = object()
+
+
+def _attribute(obj: object, attr: str) -> object:
+    """`getattr` of an imported module's attribute, `_ABSENT` when there is none.
+
+    A module's `__getattr__` (numpy's for `numpy.core`) may warn or raise
+    anything; the module is already imported, so its own code is trusted.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return getattr(obj, attr)
+        except Exception:  # whatever a module __getattr__ raises: not there
+            return _ABSENT
+
+
+def _findable(module: str) -> bool:
+    """`find_spec` without importing anything: only when the parent package is imported."""
+    parent = module.rpartition(".")[0]
+    if parent and parent not in sys.modules:
+        return True  # finding it would import the parent: assume it exists
     try:
-        import_dotted(name)
-    except (ImportError, AttributeError):
+        return importlib.util.find_spec(module) is not None
+    except Exception:  # a hostile name ("", NUL bytes, ...) names nothing
         return False
-    return True
 
 
 def _compare(expected: object, loaded: object, compare: Compare) -> str:

@@ -13,14 +13,19 @@ Those facts do not depend on torch. `rules.TorchRules` turns them into a
 verdict for one torch version, so one scan can be judged against any reader.
 
 Every protocol (0 to 5) is understood. Malformed input raises
-`PickleFormatError`, never anything else, and never allocates more than the
-input's size: lengths are checked against the buffer before anything is read.
+`PickleFormatError`, never anything else; the error carries the facts
+gathered up to the bad byte (`partial`), because a real unpickler would
+already have run everything before it. Lengths are checked against the
+buffer before anything is read, so a declared length of 2**63 costs nothing;
+memory stays linear in the pickle's size and nothing recurses, so a pickle
+nested 100,000 levels deep is walked like a flat one.
 """
 
 from __future__ import annotations
 
 import codecs
 import mmap
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
@@ -107,7 +112,7 @@ class _Tag:
         return self.type_name
 
 
-T_LIST, T_DICT, T_SET, T_FROZENSET, T_BYTES, T_BYTEARRAY, T_NUMBER, T_LONG_STR, T_BUFFER = (
+T_LIST, T_DICT, T_SET, T_FROZENSET, T_BYTES, T_BYTEARRAY, T_NUMBER, T_BUFFER = (
     _Tag("builtins.list"),
     _Tag("builtins.dict"),
     _Tag("builtins.set"),
@@ -115,9 +120,36 @@ T_LIST, T_DICT, T_SET, T_FROZENSET, T_BYTES, T_BYTEARRAY, T_NUMBER, T_LONG_STR, 
     _Tag("builtins.bytes"),
     _Tag("builtins.bytearray"),
     _Tag("builtins.int"),
-    _Tag("builtins.str"),
     _Tag("pickle.PickleBuffer"),
 )
+
+
+class LongStr(_Tag):
+    """A string longer than `_KEEP_STR`: where it lies, decoded only if a global needs it.
+
+    Decoding every long string would cost time on big pickles; dropping them
+    would let a pickle hide a global's name in one (STACK_GLOBAL takes any
+    two strings, and `posixpath` + `os.path.os.path...os.system` is a valid
+    dotted name of 300 characters), so the location is kept instead.
+    """
+
+    __slots__ = ("encoding", "end", "start")
+
+    def __init__(self, start: int, end: int, encoding: str) -> None:
+        super().__init__("builtins.str")
+        self.start, self.end, self.encoding = start, end, encoding
+
+    def text(self, data: bytes | mmap.mmap) -> str:
+        """The string itself (raises ValueError, as the opcode would, when it is malformed)."""
+        return _decode(data[self.start : self.end], self.encoding)
+
+
+def _decode(raw: bytes, encoding: str) -> str:
+    """A string opcode's text; ValueError (UnicodeDecodeError is one) when malformed."""
+    if encoding == "escape":  # the quoted text of a protocol 0 STRING
+        escaped: bytes = codecs.escape_decode(raw)[0]
+        return escaped.decode("latin-1")
+    return codecs.decode(raw, encoding)
 
 
 class _Mark:
@@ -259,10 +291,14 @@ def _numpy_dtype_class(code: str) -> str | None:
         import numpy as np
     except ImportError:
         return None
-    try:
-        cls = type(np.dtype(code))
-    except (TypeError, ValueError):
-        return None
+    # The code comes from the file: numpy may warn on it (a deprecated alias
+    # such as "a") or refuse it in any way; either way it names no class.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            cls = type(np.dtype(code))
+        except Exception:
+            return None
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -299,7 +335,8 @@ def analyze(
     calls = facts.calls
 
     def fail(message: str) -> PickleFormatError:
-        return PickleFormatError(f"{message} at byte {pos}")
+        facts.end = pos
+        return PickleFormatError(f"{message} at byte {pos}", partial=facts)
 
     def need(k: int) -> None:
         if pos + k > n:
@@ -347,13 +384,23 @@ def analyze(
         calls[(opname, None)] += 1
         return Instance(None)
 
-    def string(raw: bytes, encoding: str) -> object:
-        if len(raw) > _KEEP_STR:
-            return T_LONG_STR
+    def string(start: int, size: int, encoding: str) -> object:
+        if size > _KEEP_STR:
+            return LongStr(start, start + size, encoding)
         try:
-            return codecs.decode(raw, encoding)
-        except UnicodeDecodeError:
+            return _decode(data[start : start + size], encoding)
+        except ValueError:
             raise fail("invalid string data") from None
+
+    def name_of(value: object) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, LongStr):
+            try:
+                return value.text(data)
+            except ValueError:
+                raise fail("invalid string data") from None
+        raise fail("STACK_GLOBAL needs two strings")
 
     while True:
         if pos >= n:
@@ -409,9 +456,7 @@ def analyze(
             size = int.from_bytes(data[pos : pos + width], "little")
             pos += width
             need(size)
-            stack.append(
-                string(data[pos : pos + size], "utf-8") if size <= _KEEP_STR else T_LONG_STR
-            )
+            stack.append(string(pos, size, "utf-8"))
             pos += size
         elif op == BININT1:
             need(1)
@@ -519,9 +564,7 @@ def analyze(
         elif op == STACK_GLOBAL:
             attr_v = pop()
             module_v = pop()
-            if not isinstance(module_v, str) or not isinstance(attr_v, str):
-                raise fail("STACK_GLOBAL needs two strings")
-            push_global(module_v, attr_v, "STACK_GLOBAL", at)
+            push_global(name_of(module_v), name_of(attr_v), "STACK_GLOBAL", at)
         elif op == OBJ:
             items = pop_mark()
             if not items:
@@ -548,16 +591,22 @@ def analyze(
             need(size)
             if op in (BINSTRING, SHORT_BINSTRING):
                 # Python 2 str: torch decodes it (utf-8), plain pickle may keep bytes.
-                stack.append(string(data[pos : pos + size], "latin-1"))
+                stack.append(string(pos, size, "latin-1"))
             else:
                 stack.append(T_BYTEARRAY if op == BYTEARRAY8 else T_BYTES)
             pos += size
         elif op in (FLOAT, INT, LONG, STRING, UNICODE):
             raw = line()
+            start = pos
             pos += len(raw) + 1
-            if op == STRING or op == UNICODE:
-                text = raw.decode("latin-1")
-                stack.append(text.strip("'\"") if len(text) <= _KEEP_STR else T_LONG_STR)
+            if op == STRING:
+                # Quoted and backslash-escaped, as `pickle` reads it: "\x6fs" is "os".
+                if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+                    raise fail("the STRING opcode argument must be quoted")
+                stack.append(string(start + 1, len(raw) - 2, "escape"))
+            elif op == UNICODE:
+                # raw-unicode-escape, as `pickle` reads it: "\u006fs" is "os".
+                stack.append(string(start, len(raw), "raw-unicode-escape"))
             elif op == INT and raw in (b"00", b"01"):
                 stack.append(raw == b"01")
             else:
@@ -591,7 +640,11 @@ def analyze(
             pos += 1
         elif op == FRAME:
             need(8)
+            size = int.from_bytes(data[pos : pos + 8], "little")
             pos += 8
+            # pickle reads the whole frame first and fails on a short one;
+            # the frame's opcodes are then walked like any others.
+            need(size)
         elif op == NEXT_BUFFER:
             stack.append(T_BUFFER)
         elif op == READONLY_BUFFER:

@@ -231,11 +231,14 @@ def _find_stale(session: pytest.Session, state: RunState) -> None:
             if f"{root}::{artifact}" in state.produced:
                 continue
             for golden in store.goldens(artifact):
-                state.stale.append(
-                    {"artifact": artifact, "writer": golden.writer, "path": str(golden.path)}
-                )
+                entry: dict[str, Any] = {
+                    "artifact": artifact,
+                    "writer": golden.writer,
+                    "path": str(golden.path),
+                }
                 if prune:
-                    store.delete(golden)
+                    entry["deleted"] = [str(p) for p in store.delete(golden)]
+                state.stale.append(entry)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -244,8 +247,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     state = run_state(config)
     lines = state.summary_lines()
-    if config.getoption("ckpt_compat_prune") and state.stale:
-        lines.append(f"pruned {len(state.stale)} golden(s)")
+    if config.getoption("ckpt_compat_prune") and state.partial:
+        lines.append(
+            "--ckpt-compat-prune deleted nothing: only a full, unfiltered run may call a "
+            "golden unused"
+        )
     if not lines:
         return
     terminalreporter.write_sep("-", "ckpt-compat")

@@ -13,7 +13,8 @@ matrix merges):
          "blocked": [...], "missing": [...], "message", "fix", "test", "writer_env": {...}}
       ],
       "written": [{"artifact", "writer", "path", "test"}],   # --ckpt-compat-update
-      "stale": [{"artifact", "writer", "path"}],              # full runs only
+      "stale": [{"artifact", "writer", "path", "deleted"?}],  # full runs only; deleted:
+                                         # the files --ckpt-compat-prune removed
       "load_sites": [                    # the runtime audit (--ckpt-compat-audit)
         {"kind": "load-site", "site": "mylib/utils.py:102", "project_site", "weights_only",
          "effective", "env", "calls", "loadable", "blocked", "fix", "error", "tests"}
@@ -53,7 +54,7 @@ class RunState:
     produced: set[str] = field(default_factory=set)  # "<root>::<artifact>"
     claims: dict[str, str] = field(default_factory=dict)  # artifact path -> nodeid
     partial: bool = False  # deselection, -k, node ids, -x: never call goldens unused
-    stale: list[dict[str, str]] = field(default_factory=list)
+    stale: list[dict[str, Any]] = field(default_factory=list)
     load_sites: dict[str, dict[str, Any]] = field(default_factory=dict)  # the runtime audit
 
     def add_load_sites(self, sites: list[dict[str, Any]]) -> None:
@@ -144,12 +145,20 @@ class RunState:
                 lines.append("  " + _describe_site(site))
                 if site["fix"]:
                     lines += ["    " + line for line in site["fix"].splitlines()]
-        if self.stale:
+        kept = [s for s in self.stale if "deleted" not in s]
+        if kept:
             lines.append(
-                f"{len(self.stale)} golden(s) no collected test produces "
+                f"{len(kept)} golden(s) no collected test produces "
                 "(delete them with --ckpt-compat-prune):"
             )
-            lines += [f"  {s['path']}" for s in self.stale]
+            lines += [f"  {s['path']}" for s in kept]
+        pruned = [s for s in self.stale if "deleted" in s]
+        if pruned:
+            lines.append(
+                f"pruned {len(pruned)} golden(s) no collected test produces "
+                "(--ckpt-compat-prune deleted these files):"
+            )
+            lines += [f"  {path}" for s in pruned for path in s["deleted"]]
         return lines
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .danger import is_dangerous
+from .danger import is_dangerous, is_dangerous_global, why_dangerous
 from .pickle_vm import OPCODE_NAMES, PickleFacts
 
 Status = Literal["allowed", "allowed-user", "blocked", "missing"]
@@ -207,13 +207,15 @@ class TorchRules:
                 note = f"allowed once `import {_NEEDS_IMPORT[key]}` has run"
             elif status == "blocked" and ref.name in missing:
                 status, note = "missing", missing[ref.name]
+            elif "." in ref.attr:
+                note = why_dangerous(ref.module, ref.attr)
             global_status[ref.name] = status
             requirements.append(
                 Requirement(
                     ref.name,
                     "global",
                     status,
-                    is_dangerous(ref.name, key),
+                    is_dangerous_global(ref.module, ref.attr, key),
                     ref.count,
                     fixable,
                     note,

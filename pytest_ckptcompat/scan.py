@@ -126,32 +126,89 @@ def _judge(
                 f"a TorchScript archive: torch {rules.version} refuses weights_only=True on it",
             )
         )
-    for blob in ckpt.pickles:
+    members: list[str] = []
+    queue = list(ckpt.pickles)
+    while queue:
+        blob = queue.pop(0)
+        malformed = None
         try:
             facts = walk(blob, rules, types)
         except PickleFormatError as exc:
-            raise UnreadableCheckpointError(ckpt.path, f"{blob.member}: {exc}") from None
-        verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
-        # torch reads the main pickle (all five of a legacy file); other pickles
-        # in an archive matter for what they name, not for loading.
+            partial = exc.partial if isinstance(exc.partial, PickleFacts) else None
+            # A real unpickler runs everything before the bad byte: what it
+            # would have called there is reported, whatever comes after.
+            if partial is None or not _names_danger(partial, rules):
+                if blob.optional:
+                    continue  # a member that is not a pickle after all
+                where = blob.member
+                if ckpt.format == "torch-legacy":
+                    where = f"legacy torch file, {blob.member} pickle"
+                raise UnreadableCheckpointError(ckpt.path, f"{where}: {exc}") from None
+            facts, malformed = partial, str(exc)
+        members.append(blob.member)
+        # torch reads the main pickle (all five of a legacy file); the others
+        # (other members, nested archives, pickles appended after a STOP)
+        # matter for what they would run, not for loading.
         counts = blob.main or ckpt.format == "torch-legacy"
-        for req in verdict.requirements:
-            if not counts and not req.status.startswith("allowed"):
-                req = dataclasses.replace(
-                    req, status="blocked", note=f"in {blob.member}, which torch.load does not read"
+        _add_requirements(requirements, facts, blob, counts, rules, allowlist)
+        if malformed is not None:
+            obstacles.append(
+                Obstacle(
+                    "malformed",
+                    f"{blob.member}: {malformed}; an unpickler runs everything before that byte",
                 )
-                if not req.dangerous:
-                    continue
-            prev = requirements.get(req.name)
-            if prev is None:
-                requirements[req.name] = req
-            else:
-                requirements[req.name] = dataclasses.replace(prev, count=prev.count + req.count)
-        if counts:
-            obstacles.extend(verdict.obstacles)
+            )
+        elif counts:
+            obstacles.extend(
+                rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing).obstacles
+            )
+        if malformed is None and blob.facts is None and facts.end < len(blob.data):
+            queue.append(_appended(blob, facts.end))
     return FileScan(
         ckpt.path,
         ckpt.format,
         Verdict(tuple(requirements.values()), tuple(obstacles)),
-        [b.member for b in ckpt.pickles],
+        members,
     )
+
+
+def _add_requirements(
+    requirements: dict[str, Requirement],
+    facts: PickleFacts,
+    blob: PickleBlob,
+    counts: bool,
+    rules: TorchRules,
+    allowlist: Allowlist,
+) -> None:
+    verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
+    for req in verdict.requirements:
+        if not counts and not req.status.startswith("allowed"):
+            if not req.dangerous:
+                continue
+            req = dataclasses.replace(
+                req,
+                status="blocked",
+                note=f"in {blob.member}, which torch.load does not read; "
+                "a file that carries code is never called loadable",
+            )
+        prev = requirements.get(req.name)
+        if prev is None:
+            requirements[req.name] = req
+        else:
+            requirements[req.name] = dataclasses.replace(prev, count=prev.count + req.count)
+
+
+def _names_danger(facts: PickleFacts, rules: TorchRules) -> bool:
+    return rules.judge(facts).dangerous
+
+
+def _appended(blob: PickleBlob, end: int) -> PickleBlob:
+    """The bytes after `blob`'s STOP, to be walked as a pickle of their own.
+
+    torch.load reads one pickle and ignores what follows; `pickle.load`
+    called again on the same file reads the next. So whatever follows a STOP
+    is walked like another member (optional: bytes that are no pickle are
+    data nobody unpickles), and each appended pickle leads to the next.
+    """
+    base = blob.member.split(" (appended", 1)[0]
+    return PickleBlob(f"{base} (appended at byte {end})", blob.data, start=end, optional=True)

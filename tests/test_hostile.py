@@ -217,9 +217,7 @@ def test_hostile_golden_data_never_reaches_pickle(monkeypatch):
     data = _hostile_goldens(Path("/nonexistent/sentinel"))["torch9.9.1-numpy9.9.1-py3.11"]
     for name in ("loads", "load", "Unpickler"):
         monkeypatch.setattr(pickle, name, refuse)
-    outcome, message, blocked, _, _ = load_outcome(
-        data, {"w": None}, rules=rules, allowlist=Allowlist()
-    )
-    assert outcome == "blocked"
-    assert blocked == ["os.system"]
-    assert "os.system" in message
+    result = load_outcome(data, {"w": None}, rules=rules, allowlist=Allowlist())
+    assert result.outcome == "blocked"
+    assert result.blocked == ["os.system"]
+    assert "os.system" in result.message

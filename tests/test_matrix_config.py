@@ -171,7 +171,10 @@ def test_cell_and_matrix_arguments():
     with pytest.raises(SystemExit):
         _cell_args(["rite"], matrix)  # a typo is not silently a pytest argument
     opts = _matrix_args(["-j", "2", "--tests", "a", "--tests", "b", "-x"])
-    assert (opts.jobs, opts.tests, opts.pytest_args) == (2, ["a", "b"], ["-x"])
+    assert (opts.jobs, opts.tests, opts.pytest_args) == ("2", ["a", "b"], ["-x"])
+    assert _matrix_args([]).jobs == "auto"
+    with pytest.raises(SystemExit):
+        _matrix_args(["-j", "0"])
     assert _split(["-e .", "-e examples/trainer", "rich>=13"]) == [
         "-e", ".", "-e", "examples/trainer", "rich>=13",
     ]  # fmt: skip

@@ -94,6 +94,8 @@ def _cell_session(nox: Any, matrix: Matrix, cell: Cell) -> None:
                 f"--ckpt-compat-report={report}",
                 success_codes=[0, 1],
             )
+            if not report.is_file():
+                session.error(f"cell {cell.tag} wrote no report: see pytest's output above")
             reader = json.loads(report.read_text(encoding="utf-8"))["reader"].get("tag")
             if reader != cell.tag:
                 session.error(

@@ -58,7 +58,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from pytest_ckptcompat.matrix import ENV_VAR, Cell, Matrix, load_matrix  # noqa: E402
+from pytest_ckptcompat.matrix.config import ENV_VAR, Cell, Matrix, load_matrix  # noqa: E402
 
 
 @dataclass

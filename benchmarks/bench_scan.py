@@ -178,8 +178,8 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from pytest_ckptcompat.rules import TorchRules
-    from pytest_ckptcompat.scan import scan_file
+    from pytest_ckptcompat.scan.rules import TorchRules
+    from pytest_ckptcompat.scan.scanner import scan_file
 
     try:
         from picklescan.scanner import scan_file_path

@@ -25,7 +25,10 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .schemas import LoadSiteDoc
 
 _TRUE = ("1", "y", "yes", "true")
 
@@ -47,9 +50,9 @@ class LoadSite:
     tests: list[str] = field(default_factory=list)
     kind: str = "load-site"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> LoadSiteDoc:
         """The record as it stands in `ckptcompat.report/1` (`load_sites`)."""
-        return asdict(self)
+        return asdict(self)  # type: ignore[return-value]  # the fields are LoadSiteDoc's
 
 
 class Auditor:
@@ -116,9 +119,9 @@ class Auditor:
 
     def _judge(self, site: LoadSite, f: Any) -> None:
         """Would the same bytes load under weights_only=True here? (static scan only)"""
-        from .fixes import fix_for, render
-        from .rules import TorchRules
-        from .scan import scan_file
+        from .scan.fixes import fix_for, render
+        from .scan.rules import TorchRules
+        from .scan.scanner import scan_file
 
         path, temporary = _bytes_source(f)
         if path is None:

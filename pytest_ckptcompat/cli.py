@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ._version import __version__
 from .errors import CkptCompatError
+from .options import SAFE_GLOBALS_INI
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
-SAFE_GLOBALS_INI = "ckpt_compat_safe_globals"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _allowlist_names(args: argparse.Namespace) -> list[str]:
-    from .allowlist import parse_entries
     from .project_config import find_ini, ini_lines
+    from .scan.allowlist import parse_entries
 
     names = parse_entries(args.safe_global, "--safe-global")
     if not args.no_project_config and (found := find_ini()):
@@ -131,28 +131,29 @@ def _allowlist_names(args: argparse.Namespace) -> list[str]:
 def _scan(args: argparse.Namespace) -> int:
     names = _allowlist_names(args)
     try:
-        from .rules import TorchRules
+        from .scan.rules import TorchRules
 
         rules = TorchRules.from_installed()
     except ImportError as exc:
         raise CkptCompatError(
             f"torch is not importable here ({exc}); scan judges files against the installed torch"
         ) from None
-    from .allowlist import Allowlist
-    from .scan import SCHEMA, scan_file
+    from . import schemas
+    from .scan.allowlist import Allowlist
+    from .scan.scanner import scan_file
 
     allowlist = Allowlist.build(names, rules)
     results = [scan_file(Path(p), rules, allowlist) for p in args.paths]
     if args.json:
         doc = {
-            "schema": SCHEMA,
+            "schema": schemas.SCAN,
             "torch": rules.version,
             "numpy": _numpy_version(),
             "files": [r.to_json() for r in results],
         }
         print(json.dumps(doc, indent=2))
     else:
-        from .report_text import scan_text
+        from .scan.text import scan_text
 
         print(scan_text(results, rules))
     for result in results:
@@ -188,8 +189,8 @@ def _lint(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     # No torch import: merging runs anywhere, e.g. in a CI job without torch.
     from .golden import atomic_write
-    from .merge import merge_reports
-    from .render import html_page, junit, markdown, summary_line
+    from .matrix.merge import merge_reports
+    from .matrix.render import html_page, junit, markdown, summary_line
 
     doc = merge_reports(Path(p) for p in args.reports)
     out = Path(args.out)
@@ -206,7 +207,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from .gate import (
+    from .golden import atomic_write
+    from .matrix.gate import (
         against_baseline,
         baseline_of,
         baseline_text,
@@ -214,7 +216,6 @@ def _gate(args: argparse.Namespace) -> int:
         resolve_reader,
         upgrade,
     )
-    from .golden import atomic_write
 
     doc = load_doc(Path(args.matrix))
     if args.write_baseline:

@@ -1,4 +1,8 @@
-"""The exceptions the package raises; each says what is wrong in one line."""
+"""Every exception pytest-ckptcompat raises on purpose, under one base class.
+
+Each says what is wrong in one line; the ones about a file name it first
+(`path: problem`), which is what the CLI prints before exiting 2.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,24 @@ class CkptCompatError(Exception):
     """Base class of every error pytest-ckptcompat raises on purpose."""
 
 
+class FileProblem(CkptCompatError):
+    """A file (or path) that cannot be used; `str()` is `path: problem`, one line."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class UnreadableCheckpointError(FileProblem):
+    """A checkpoint file cannot be read or understood."""
+
+
 class PickleFormatError(CkptCompatError, ValueError):
     """The bytes are not a well-formed pickle (the message gives the byte offset).
 
     `partial` holds what the pickle did before the bad byte (a
-    `pickle_vm.PickleFacts`, or None): a real unpickler runs all of that
+    `scan.machine.PickleFacts`, or None): a real unpickler runs all of that
     before it fails, so a call to `os.system` followed by garbage is still a
     call to `os.system`.
     """
@@ -21,17 +38,21 @@ class PickleFormatError(CkptCompatError, ValueError):
         self.partial = partial
 
 
-class UnreadableCheckpointError(CkptCompatError):
-    """A checkpoint file cannot be read or understood.
-
-    `str()` is one line naming the file and the problem, ready for a CLI.
-    """
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
-
-
 class SafeGlobalError(CkptCompatError, ValueError):
     """An allowlist entry (`module.name`) is malformed or names nothing here."""
+
+
+class GoldenError(CkptCompatError):
+    """A golden that cannot be trusted or read (its outcome is `error`)."""
+
+
+class LintFileError(FileProblem):
+    """A Python file `ckptcompat lint` cannot read or parse."""
+
+
+class MatrixError(CkptCompatError):
+    """The matrix file is malformed; the message names the file and the key."""
+
+
+class ReportError(CkptCompatError):
+    """A cell report, matrix document or baseline cannot be used; the message names the file."""

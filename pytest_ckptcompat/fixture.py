@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from .allowlist import Allowlist, parse_entries, parse_entry, torch_key
 from .errors import SafeGlobalError
+from .options import MARKER, SAFE_GLOBALS_INI
 from .outcomes import Compare, Record, data_pkl, load_outcome, torch_says, weights_only_load
-from .plugin import MARKER, SAFE_GLOBALS_INI, claims_dir, golden_root, run_state
-from .rules import TorchRules, Verdict
+from .runstate import claims_dir, golden_root, run_state
+from .scan.allowlist import Allowlist, parse_entries, parse_entry, torch_key
+from .scan.rules import TorchRules
+from .scan.verdict import Verdict
 
 _RULES_KEY = pytest.StashKey[TorchRules]()
 
@@ -50,10 +52,10 @@ class CkptCompat:
         __tracebackhide__ = True
         import torch
 
-        from .archive import PickleBlob
         from .compare import deep_diff, format_mismatches
-        from .pickle_vm import TypeResolver
-        from .scan import walk
+        from .scan.container import PickleBlob
+        from .scan.machine import TypeResolver
+        from .scan.scanner import walk
 
         rules = self.rules()
         allowlist = self._allowlist(safe_globals, rules)
@@ -107,8 +109,9 @@ class CkptCompat:
         __tracebackhide__ = True
         import torch
 
-        from .env import environment
-        from .golden import GoldenError, GoldenStore, check_artifact_name
+        from .environment import environment
+        from .errors import GoldenError
+        from .golden import GoldenStore, check_artifact_name
 
         try:
             check_artifact_name(name)
@@ -134,7 +137,7 @@ class CkptCompat:
         test = self._request.node.nodeid
 
         if config.getoption("ckpt_compat_update"):
-            from .pickle_vm import analyze
+            from .scan.machine import analyze
 
             names = sorted(analyze(data_pkl(data)).globals)
             meta = {"writer": env, "globals": names, "test": test, "written": _now()}
@@ -214,7 +217,7 @@ class CkptCompat:
 
     def _fail_unless_ok(self, name: str, records: list[Record]) -> None:
         __tracebackhide__ = True
-        from .report import table
+        from .runreport import table
 
         expected = set(self.expect_blocked)
         known = [r for r in records if r.outcome == "blocked" and set(r.blocked) <= expected]
@@ -283,9 +286,9 @@ class CkptCompat:
     def _blocked_message(
         self, obj: object, verdict: Verdict, error: BaseException, rules: TorchRules
     ) -> str:
-        from .env import environment
-        from .fixes import fix_for, render
+        from .environment import environment
         from .locate import locate_globals
+        from .scan.fixes import fix_for, render
 
         env = environment()
         lines = [

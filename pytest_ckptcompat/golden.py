@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import schemas
 from ._version import __version__
+from .errors import GoldenError
 
-SCHEMA = "ckptcompat.golden/1"
 SCHEMA_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -167,10 +168,6 @@ class Golden:
         )
 
 
-class GoldenError(Exception):
-    """A golden that cannot be trusted or read (outcome `error`)."""
-
-
 class GoldenStore:
     """The goldens under one directory."""
 
@@ -205,7 +202,7 @@ class GoldenStore:
         writer = meta["writer"]["tag"]
         path = self.root / artifact / f"{writer}.pt"
         full = {
-            "schema": SCHEMA,
+            "schema": schemas.GOLDEN,
             "schema_version": SCHEMA_VERSION,
             "artifact": artifact,
             "plugin": __version__,

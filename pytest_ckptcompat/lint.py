@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import schemas
+from .errors import LintFileError
+from .schemas import LintDoc, LintFindingDoc
+
 __all__ = [
     "CODES",
-    "SCHEMA",
     "SKIP_DIRS",
     "Finding",
-    "LintError",
     "LintFileError",
     "LintResult",
     "iter_python_files",
@@ -37,7 +39,6 @@ __all__ = [
     "lint_source",
 ]
 
-SCHEMA = "ckptcompat.lint/1"
 
 #: code -> (severity, what it means); CKC003 is a "check it", the others are known risks.
 CODES: dict[str, tuple[str, str]] = {
@@ -117,7 +118,7 @@ class Finding:
             f"{self.reason}\n    fix: {self.fix}"
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> LintFindingDoc:
         """The finding as it appears in `ckptcompat.lint/1` JSON."""
         return {
             "path": self.path,
@@ -132,36 +133,21 @@ class Finding:
         }
 
 
-@dataclass(frozen=True)
-class LintError:
-    """A path that could not be linted; `str()` is one line naming it."""
-
-    path: str
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.problem}"
-
-    def to_json(self) -> dict[str, str]:
-        """The error as it appears in `ckptcompat.lint/1` JSON."""
-        return {"path": self.path, "problem": self.problem}
-
-
 @dataclass
 class LintResult:
     """Everything `lint_paths` found, in path order then source order."""
 
     findings: list[Finding] = field(default_factory=list)
-    errors: list[LintError] = field(default_factory=list)
+    errors: list[LintFileError] = field(default_factory=list)
     files_checked: int = 0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> LintDoc:
         """The `ckptcompat.lint/1` document."""
         return {
-            "schema": SCHEMA,
+            "schema": schemas.LINT,
             "files_checked": self.files_checked,
             "findings": [f.to_json() for f in self.findings],
-            "errors": [e.to_json() for e in self.errors],
+            "errors": [{"path": e.path, "problem": e.problem} for e in self.errors],
         }
 
 
@@ -169,7 +155,7 @@ class LintResult:
 
 
 def iter_python_files(
-    paths: Iterable[str | os.PathLike[str]], errors: list[LintError] | None = None
+    paths: Iterable[str | os.PathLike[str]], errors: list[LintFileError] | None = None
 ) -> Iterator[str]:
     """Each file given, and every `*.py` under each directory given, sorted per directory.
 
@@ -187,7 +173,7 @@ def iter_python_files(
             found = _walk(root, errors)
         else:
             if errors is not None:
-                errors.append(LintError(root, "no such file or directory"))
+                errors.append(LintFileError(root, "no such file or directory"))
             continue
         for path in found:
             key = os.path.normcase(os.path.abspath(path))
@@ -196,10 +182,10 @@ def iter_python_files(
                 yield path
 
 
-def _walk(root: str, errors: list[LintError] | None) -> Iterator[str]:
+def _walk(root: str, errors: list[LintFileError] | None) -> Iterator[str]:
     def onerror(exc: OSError) -> None:
         if errors is not None:
-            errors.append(LintError(exc.filename or root, f"cannot read ({exc.strerror})"))
+            errors.append(LintFileError(exc.filename or root, f"cannot read ({exc.strerror})"))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         # Pruning dirnames in place is how os.walk is told not to descend.
@@ -213,14 +199,6 @@ def _walk(root: str, errors: list[LintError] | None) -> Iterator[str]:
                 yield os.path.normpath(os.path.join(dirpath, name))
 
 
-class LintFileError(Exception):
-    """A file cannot be read or parsed; `.error` says which and why in one line."""
-
-    def __init__(self, error: LintError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 def lint_paths(paths: Iterable[str | os.PathLike[str]]) -> LintResult:
     """Lint files and directories (recursively, `*.py`); errors are collected, not raised."""
     result = LintResult()
@@ -229,7 +207,7 @@ def lint_paths(paths: Iterable[str | os.PathLike[str]]) -> LintResult:
         try:
             result.findings += lint_file(path)
         except LintFileError as exc:
-            result.errors.append(exc.error)
+            result.errors.append(exc)
     return result
 
 
@@ -239,7 +217,7 @@ def lint_file(path: str | os.PathLike[str]) -> list[Finding]:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise LintFileError(LintError(shown, f"cannot read ({exc.strerror})")) from None
+        raise LintFileError(shown, f"cannot read ({exc.strerror})") from None
     # Cheap pre-check before decoding and parsing (which is most of the cost):
     # the words are the same bytes in any ASCII-compatible encoding, and Python
     # source allows no other.
@@ -250,17 +228,17 @@ def lint_file(path: str | os.PathLike[str]) -> list[Finding]:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         problem = f"line {line}: {exc.reason} ({exc.encoding}, byte {data[exc.start]:#04x})"
-        raise LintFileError(LintError(shown, f"cannot parse ({problem})")) from None
+        raise LintFileError(shown, f"cannot parse ({problem})") from None
     except (SyntaxError, LookupError) as exc:  # a bad or unknown coding cookie
-        raise LintFileError(LintError(shown, f"cannot parse ({_syntax_problem(exc)})")) from None
+        raise LintFileError(shown, f"cannot parse ({_syntax_problem(exc)})") from None
     if "\0" in source:  # ast.parse says only "null bytes", without the line
         line = source.count("\n", 0, source.index("\0")) + 1
-        raise LintFileError(LintError(shown, f"cannot parse (line {line}: a null byte)"))
+        raise LintFileError(shown, f"cannot parse (line {line}: a null byte)")
     try:
         return lint_source(source, shown)
     # Deeply nested source makes the parser raise RecursionError or MemoryError.
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        raise LintFileError(LintError(shown, f"cannot parse ({_syntax_problem(exc)})")) from None
+        raise LintFileError(shown, f"cannot parse ({_syntax_problem(exc)})") from None
 
 
 def _syntax_problem(exc: BaseException) -> str:

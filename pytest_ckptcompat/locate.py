@@ -35,7 +35,7 @@ from collections.abc import Collection, Iterable
 from typing import Any, Final
 
 from .compare import attr_path, display_path, index_path, key_path
-from .pickle_vm import TypeResolver, analyze
+from .scan.machine import TypeResolver, analyze
 
 __all__ = ["describe_location", "locate_globals"]
 

@@ -21,17 +21,17 @@ import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from . import _compat
-from .allowlist import Allowlist
+from . import torchcompat
 from .compare import deep_diff, format_mismatches, state_dict_report
-from .fixes import fix_for, render
-from .pickle_vm import TypeResolver
-from .rules import TorchRules
+from .scan.allowlist import Allowlist
+from .scan.fixes import fix_for, render
+from .scan.machine import TypeResolver
+from .scan.rules import TorchRules
+from .schemas import RecordDoc
+from .vocab import Outcome
 
-Outcome = Literal["ok", "blocked", "missing", "mismatch", "error"]
-OUTCOMES: tuple[Outcome, ...] = ("ok", "blocked", "missing", "mismatch", "error")
 Compare = str | Callable[[Any, Any], object]
 
 
@@ -66,9 +66,9 @@ class Record:
     # allowed-user, blocked or missing (what the matrix's global table shows).
     globals: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RecordDoc:
         """The record as it stands in `ckptcompat.report/1`."""
-        return asdict(self)
+        return asdict(self)  # type: ignore[return-value]  # the fields are RecordDoc's
 
 
 def load_outcome(
@@ -80,8 +80,8 @@ def load_outcome(
     compare: Compare = "equal",
 ) -> LoadResult:
     """Load `data` here under weights_only=True and classify it against `expected`."""
-    from .fastscan import analyze_fast
-    from .pickle_vm import analyze
+    from .scan.fastpath import analyze_fast
+    from .scan.machine import analyze
 
     try:
         pickle_bytes = data_pkl(data)
@@ -110,7 +110,7 @@ def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # protocol and numpy deprecation noise
-        with _compat.safe_globals(allowlist.entries):
+        with torchcompat.safe_globals(allowlist.entries):
             return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 

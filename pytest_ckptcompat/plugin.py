@@ -13,23 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from .audit import Auditor
-    from .fixture import CkptCompat
-    from .report import RunState
-
-MARKER = "ckpt_compat"
-SAFE_GLOBALS_INI = "ckpt_compat_safe_globals"
-DIR_INI = "ckpt_compat_dir"
-AUDIT_IGNORE_INI = "ckpt_compat_audit_ignore"
-GOLDEN_FOLDER = "ckpt_goldens"  # default: beside each test module
-_STATE: pytest.StashKey[RunState] = pytest.StashKey()
-_AUDITOR: pytest.StashKey[Auditor] = pytest.StashKey()
-SAFE_GLOBALS_HELP = (
-    "globals your code allowlists for torch.load(weights_only=True), one `module.name` per "
-    "line (e.g. argparse.Namespace); list both numpy.core.* and numpy._core.* spellings to "
-    "accept files written under numpy 1 and 2"
+from .options import (
+    AUDIT_IGNORE_INI,
+    DIR_INI,
+    GOLDEN_FOLDER,
+    MARKER_HELP,
+    SAFE_GLOBALS_HELP,
+    SAFE_GLOBALS_INI,
 )
+from .runstate import AUDITOR, STATE, claims_dir, run_state
+
+if TYPE_CHECKING:
+    from .fixture import CkptCompat
+    from .runstate import RunState
+    from .schemas import StaleDoc
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -99,16 +96,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker, the run state, the xdist hooks and (when asked) the audit."""
-    from .report import RunState
+    from .runstate import RunState
 
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
-    config.stash[_STATE] = RunState(run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex))
-    config.addinivalue_line(
-        "markers",
-        f"{MARKER}(safe_globals=[...], expect_blocked=[...]): per-test allowlist of "
-        "`module.name` globals for ckpt_compat, and globals that must stay blocked "
-        "(strict, like a strict xfail: the test fails once they load).",
-    )
+    config.stash[STATE] = RunState(run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex))
+    config.addinivalue_line("markers", MARKER_HELP)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "ckptcompat-xdist")
     if config.getoption("ckpt_compat_audit") or config.getoption("ckpt_compat"):
@@ -116,12 +108,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
         auditor = Auditor(config.rootpath, list(config.getini(AUDIT_IGNORE_INI)))
         auditor.install()
-        config.stash[_AUDITOR] = auditor
+        config.stash[AUDITOR] = auditor
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Give torch its own torch.load back."""
-    auditor = config.stash.get(_AUDITOR, None)
+    auditor = config.stash.get(AUDITOR, None)
     if auditor is not None:
         auditor.uninstall()
 
@@ -129,7 +121,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     """Tell the audit which test is running (for the sites it records)."""
-    auditor = item.config.stash.get(_AUDITOR, None)
+    auditor = item.config.stash.get(AUDITOR, None)
     if auditor is not None:
         auditor.current_test = item.nodeid
     try:
@@ -137,30 +129,6 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     finally:
         if auditor is not None:
             auditor.current_test = ""
-
-
-def run_state(config: pytest.Config) -> RunState:
-    """This process's run state (the controller's holds the merged one)."""
-    return config.stash[_STATE]
-
-
-def claims_dir(config: pytest.Config) -> Path:
-    """Where this run's xdist workers claim artifact names (removed at the end of the run)."""
-    import tempfile
-
-    return Path(tempfile.gettempdir()) / f"pytest-ckptcompat-{run_state(config).run_id}"
-
-
-def golden_root(config: pytest.Config, test_path: Path) -> Path:
-    """Where goldens live: --ckpt-compat-dir, else the ini key, else beside the test module."""
-    option = config.getoption("ckpt_compat_dir")
-    if option:
-        return Path(option).resolve()
-    ini = str(config.getini(DIR_INI) or "")
-    if ini:
-        base = config.inipath.parent if config.inipath else config.rootpath
-        return (base / ini).resolve()
-    return test_path.parent / GOLDEN_FOLDER
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -197,7 +165,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = run_state(config)
     if session.shouldstop or session.shouldfail:
         state.partial = True
-    auditor = config.stash.get(_AUDITOR, None)
+    auditor = config.stash.get(AUDITOR, None)
     if auditor is not None:
         state.add_load_sites([site.to_json() for site in auditor.sites.values()])
     if _is_worker(config):
@@ -210,11 +178,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _find_stale(session, state)
     report = config.getoption("ckpt_compat_report")
     if report:
+        from .runreport import write_report
+
         if not state.reader:
-            from .env import environment
+            from .environment import environment
 
             state.reader = environment()
-        state.write(Path(report))
+        write_report(state, Path(report))
 
 
 def _find_stale(session: pytest.Session, state: RunState) -> None:
@@ -231,7 +201,7 @@ def _find_stale(session: pytest.Session, state: RunState) -> None:
             if f"{root}::{artifact}" in state.produced:
                 continue
             for golden in store.goldens(artifact):
-                entry: dict[str, Any] = {
+                entry: StaleDoc = {
                     "artifact": artifact,
                     "writer": golden.writer,
                     "path": str(golden.path),
@@ -245,8 +215,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     """One titled block, only when there is something to say, never on xdist workers."""
     if _is_worker(config):
         return
+    from .runreport import summary_lines
+
     state = run_state(config)
-    lines = state.summary_lines()
+    lines = summary_lines(state)
     if config.getoption("ckpt_compat_prune") and state.partial:
         lines.append(
             "--ckpt-compat-prune deleted nothing: only a full, unfiltered run may call a "
@@ -263,7 +235,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     """Under --ckpt-compat(-update), the environment tag this run reads and writes as."""
     if not (config.getoption("ckpt_compat") or config.getoption("ckpt_compat_update")):
         return None
-    from .env import environment
+    from .environment import environment
 
     env = environment()
     return f"ckpt-compat: {env['tag']} (torch {env['torch']}, numpy {env['numpy']})"

@@ -38,6 +38,6 @@ def old_python() -> Path:
 @pytest.fixture(scope="session")
 def rules():
     """The installed torch's weights_only rules (imports torch)."""
-    from pytest_ckptcompat.rules import TorchRules
+    from pytest_ckptcompat.scan.rules import TorchRules
 
     return TorchRules.from_installed()

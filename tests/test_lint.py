@@ -14,8 +14,8 @@ import textwrap
 
 import pytest
 
+from pytest_ckptcompat import schemas
 from pytest_ckptcompat.lint import (
-    SCHEMA,
     LintFileError,
     lint_file,
     lint_paths,
@@ -344,7 +344,7 @@ def test_cli_json_schema(tree):
     proc = ckptcompat("lint", "--json", good, risky)
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
-    assert doc["schema"] == SCHEMA == "ckptcompat.lint/1"
+    assert doc["schema"] == schemas.LINT == "ckptcompat.lint/1"
     assert doc["errors"] == []
     assert doc["files_checked"] == 2
     (finding,) = doc["findings"]

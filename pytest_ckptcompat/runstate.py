@@ -1,0 +1,107 @@
+"""The state of one pytest run's compatibility checks, and where it lives.
+
+`RunState` collects what the run's `check()` calls and the audit produced;
+under xdist each worker fills its own and the controller merges them
+(`dump` / `merge`: plain JSON through `workeroutput`). The accessors below
+are the only way plugin code reaches it, so the hooks (plugin.py) and the
+fixture (fixture.py) both depend on this module, never on each other.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .options import DIR_INI, GOLDEN_FOLDER
+from .outcomes import Record
+
+if TYPE_CHECKING:
+    from .audit import Auditor
+    from .schemas import EnvironmentDoc, LoadSiteDoc, StaleDoc, WrittenDoc
+
+
+@dataclass
+class RunState:
+    """Everything the run's `check()` calls produced (merged from xdist workers)."""
+
+    run_id: str
+    reader: EnvironmentDoc | dict[str, Any] = field(default_factory=dict)
+    records: list[Record] = field(default_factory=list)
+    written: list[WrittenDoc] = field(default_factory=list)
+    produced: set[str] = field(default_factory=set)  # "<root>::<artifact>"
+    claims: dict[str, str] = field(default_factory=dict)  # artifact path -> nodeid
+    partial: bool = False  # deselection, -k, node ids, -x: never call goldens unused
+    stale: list[StaleDoc] = field(default_factory=list)
+    load_sites: dict[str, LoadSiteDoc] = field(default_factory=dict)  # the runtime audit
+
+    def add_load_sites(self, sites: list[LoadSiteDoc]) -> None:
+        """Merge audited torch.load call sites (deduplicated by site and decision)."""
+        for site in sites:
+            key = f"{site['site']}|{site['project_site']}|{site['weights_only']}"
+            have = self.load_sites.get(key)
+            if have is None:
+                self.load_sites[key] = site.copy()
+                continue
+            have["calls"] += site["calls"]
+            have["tests"] = sorted(set(have["tests"]) | set(site["tests"]))
+            if have["loadable"] is None:
+                have["loadable"], have["blocked"], have["fix"] = (
+                    site["loadable"],
+                    site["blocked"],
+                    site["fix"],
+                )
+            have["error"] = have["error"] or site["error"]
+
+    def dump(self) -> str:
+        """Serialise for an xdist worker's `workeroutput` (plain JSON)."""
+        return json.dumps(
+            {
+                "reader": self.reader,
+                "records": [r.to_json() for r in self.records],
+                "written": self.written,
+                "produced": sorted(self.produced),
+                "partial": self.partial,
+                "load_sites": list(self.load_sites.values()),
+            }
+        )
+
+    def merge(self, text: str) -> None:
+        """Merge a worker's `dump()`."""
+        data = json.loads(text)
+        self.reader = self.reader or data["reader"]
+        self.records += [Record(**r) for r in data["records"]]
+        self.written += data["written"]
+        self.produced |= set(data["produced"])
+        self.partial |= data["partial"]
+        self.add_load_sites(data["load_sites"])
+
+
+STATE: pytest.StashKey[RunState] = pytest.StashKey()
+AUDITOR: pytest.StashKey[Auditor] = pytest.StashKey()
+
+
+def run_state(config: pytest.Config) -> RunState:
+    """This process's run state (the controller's holds the merged one)."""
+    return config.stash[STATE]
+
+
+def claims_dir(config: pytest.Config) -> Path:
+    """Where this run's xdist workers claim artifact names (removed at the end of the run)."""
+    return Path(tempfile.gettempdir()) / f"pytest-ckptcompat-{run_state(config).run_id}"
+
+
+def golden_root(config: pytest.Config, test_path: Path) -> Path:
+    """Where goldens live: --ckpt-compat-dir, else the ini key, else beside the test module."""
+    option = config.getoption("ckpt_compat_dir")
+    if option:
+        return Path(option).resolve()
+    ini = str(config.getini(DIR_INI) or "")
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return (base / ini).resolve()
+    return test_path.parent / GOLDEN_FOLDER

@@ -1,0 +1,292 @@
+"""The fast path for large pickles: one regular-expression pass instead of the machine.
+
+`pickle_vm.analyze` is exact but runs Python code per opcode; on a 15 MB
+pickle of 100,000 numpy scalars and tensors that is seconds. Most large
+pickles are `torch.save` output of tensors, containers and numpy scalars,
+whose only interesting opcodes are their GLOBALs. So: a possessive regular
+expression (run in C by `re`) consumes every opcode torch's unpickler
+supports *except* GLOBAL and NEWOBJ, Python looks at each GLOBAL, and
+
+- if every global is one whose objects CPython pickles without NEWOBJ and
+  without a BUILD of a type the facts would not already name (tensors,
+  storages, containers, numpy arrays and scalars: `_FAST_NAMES`), the facts
+  are complete: the only hidden requirement left, numpy's dtype classes, is
+  read from the dtype codes, which CPython always writes as `(code, False, True)`;
+- anything else (another global, an unsupported opcode, NEWOBJ, a dtype
+  code read from the memo, a persistent id that is not a tuple) returns None
+  and the caller runs the exact machine.
+
+The pickle's structure is trusted rather than checked, as CPython's
+pickler writes it: that APPEND/SETITEM/BUILD target lists, dicts and the
+objects their REDUCE made, and that a persistent-id tuple starts with
+"storage" (often a memo reference, which a regular expression cannot follow).
+A hand-made pickle that breaks those rules gets the matching obstacle from the
+exact machine only; the globals it names (and so what can run code) are the
+same on both paths, which the fuzz tests check (tests/test_fuzz.py).
+
+The test suite checks that both paths give the same verdict on every file
+of the corpus (tests/test_fastscan.py).
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+from functools import lru_cache
+from typing import Final
+
+from .machine import GlobalRef, PickleFacts, TypeResolver
+
+# Below this size the exact machine is already fast (~1 ms per 10 kB).
+FAST_MIN_BYTES: Final = 1 << 20
+
+_FAST_NAMES: Final = frozenset(
+    {
+        "collections.OrderedDict", "collections.Counter", "_codecs.encode", "builtins.set",
+        "builtins.frozenset", "builtins.complex", "builtins.bytearray", "builtins.slice",
+        "builtins.range", "builtins.bytes", "torch.Size", "torch.device",
+        "torch.serialization._get_layout", "torch.nn.parameter.Parameter", "numpy.dtype",
+        "numpy.ndarray", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
+        "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
+    }
+)  # fmt: skip
+_FAST_PATTERN: Final = re.compile(
+    r"^torch\.(_utils\._rebuild_(tensor(_v2|_v3)?|parameter|sparse_tensor|qtensor|"
+    r"meta_tensor_no_storage|wrapper_subclass|device_tensor_from_cpu_tensor)"
+    r"|\w*Storage|storage\.(Untyped|Typed)Storage"
+    r"|(u?int\d+|float\d+\w*|bfloat16|complex\d+|bool|half|double|cfloat|cdouble|"
+    r"quint\w+|qint\w+|bits\w+|per_\w+|strided|sparse_\w+))$"
+)
+_RECONSTRUCT = ("numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct")
+
+# numpy dtype REDUCE arguments as CPython writes them: (code, False, True),
+# i.e. a string, maybe a memo PUT, then NEWFALSE NEWTRUE TUPLE3. That ending
+# is rare elsewhere, so a search for it and a look backwards from each hit
+# replace any pattern over the whole pickle. A literal `re` search is the
+# fastest search measured (9 ms on 21 MB; `bytes.find` takes 19 ms for it
+# or for its last two bytes, NEWFALSE being common).
+_DTYPE_ARGS_END: Final = re.compile(re.escape(b"\x89\x88\x87"))
+# The characters of a dtype code as the fast path accepts it (`\w` of a bytes
+# regex, plus numpy's byte-order and unit characters).
+_CODE_CHARS: Final = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_<>|=[]"
+)
+_MAX_CODE: Final = 16
+_BINUNICODE, _SHORT_BINUNICODE, _BINPUT, _LONG_BINPUT, _MEMOIZE = 0x58, 0x8C, 0x71, 0x72, 0x94
+_BINGET, _LONG_BINGET = 0x68, 0x6A
+# A string of at most this length is matched by a literal-first branch per
+# length (`re` skips a failing literal branch without entering it); longer
+# ones go through one lookahead per 16 lengths first.
+_FLAT_LENGTHS: Final = 32
+
+
+def _payload(n: int) -> bytes:
+    # `....` is measurably faster than `.{4}` in `re`; `.{n}` wins for long runs.
+    return b"." * n if n < 8 else b".{%d}" % n
+
+
+def _counted(opcodes: bytes, width: int) -> bytes:
+    """A regex for `opcode + little-endian length + payload`, lengths 0-255.
+
+    `re` cannot read a length, so each length gets its own branch. Short
+    strings (the common case: dict keys, dtype codes, storage keys) each get a
+    branch that starts with its length byte, which `re` rejects without
+    entering it; longer ones are grouped 16 lengths to a lookahead. On the
+    strings of a torch.save pickle this is ~3x faster than a binary tree of
+    lookaheads (8 nested assertions per string).
+    """
+
+    def one(n: int) -> bytes:
+        return re.escape(bytes([n])) + b"\x00" * (width - 1) + _payload(n)
+
+    branches = [one(n) for n in range(_FLAT_LENGTHS)]
+    for lo in range(_FLAT_LENGTHS, 256, 16):
+        hi = min(lo + 15, 255)
+        group = b"|".join(one(n) for n in range(lo, hi + 1))
+        lookahead = b"(?=[" + re.escape(bytes([lo])) + b"-" + re.escape(bytes([hi])) + b"])"
+        branches.append(lookahead + b"(?:" + group + b")")
+    return b"[" + re.escape(opcodes) + b"](?:" + b"|".join(branches) + b")"
+
+
+@lru_cache(maxsize=4)
+def _token_run(supported: frozenset[int]) -> re.Pattern[bytes]:
+    """A possessive run of the opcodes `supported` that need no Python (all but GLOBAL/NEWOBJ).
+
+    Every alternative is one opcode with its argument, or a fixed sequence
+    of them, all in `supported`: an opcode's first byte fixes its length, so
+    the run ends at the same byte whichever alternatives consumed it; the
+    sequences only make fewer loop iterations, which is what `re` pays for
+    (about 20 ns an iteration, a few more per alternative tried).
+    """
+
+    def ops(chars: bytes) -> bytes:
+        return bytes(c for c in chars if c in supported)
+
+    def cls(chars: bytes) -> bytes:
+        return b"[" + re.escape(ops(chars)) + b"]"
+
+    alternatives = []
+    # BINPERSID only right after the TUPLE that builds its id (and that
+    # tuple's PUT), as torch.save writes every storage reference: a persistent
+    # id of any other type is left to the exact machine, which reports it.
+    # Tried first, so that `tr....` is not taken by the PUT pair below.
+    if ops(b"Q") and ops(b"t"):
+        alternatives.append(b"t(?:q.|r....)?Q")
+    # Ordered by frequency in torch.save output (protocol 2, > 256 memo
+    # entries): an object then its LONG_BINPUT (REDUCE, TUPLEs, EMPTY_DICT/LIST),
+    # the other zero-argument opcodes, LONG_BINPUT then BINGET, BINGET pairs,
+    # one-byte arguments, strings, four-byte arguments, the rest.
+    makers = ops(b"Rt\x85\x86\x87}]")
+    if makers and ops(b"r"):
+        alternatives.append(cls(makers) + b"r....")
+    zero = ops(b"()\x85\x86\x87NRbause\x89\x88]}\x8ft")
+    if zero:
+        alternatives.append(cls(zero))
+    if ops(b"r") and ops(b"h"):
+        alternatives.append(b"r....h.")
+    if ops(b"h"):
+        alternatives.append(b"h.h.")
+    if ops(b"hqK"):
+        alternatives.append(cls(b"hqK") + b".")
+    if ops(b"X"):
+        alternatives.append(_counted(b"X", 4))
+    if ops(b"rjJ"):
+        alternatives.append(cls(b"rjJ") + b"....")
+    if ops(b"M"):
+        alternatives.append(b"M..")
+    if ops(b"G"):
+        alternatives.append(b"G.{8}")
+    if ops(b"U\x8a"):
+        alternatives.append(_counted(ops(b"U\x8a"), 1))
+    # DOTALL: `.` is any byte, and ~20% faster than `[\s\S]`.
+    return re.compile(b"(?:" + b"|".join(alternatives) + b")*+", re.DOTALL)
+
+
+def is_fast_name(name: str) -> bool:
+    """True for globals whose objects the fast path fully understands."""
+    return name in _FAST_NAMES or _FAST_PATTERN.match(name) is not None
+
+
+def analyze_fast(
+    data: bytes | mmap.mmap,
+    start: int = 0,
+    *,
+    supported: frozenset[int],
+    types: TypeResolver | None = None,
+    force: bool = False,
+) -> PickleFacts | None:
+    """The facts of a large pickle by the fast path, or None when it does not apply.
+
+    Only opcodes in `supported` (the reader torch's) are consumed, so a
+    None also covers "uses an opcode this torch lacks". `force` skips the
+    size threshold (for the tests that compare both paths).
+    """
+    n = len(data)
+    if not force and n - start < FAST_MIN_BYTES:
+        return None
+    types = types or TypeResolver()
+    facts = PickleFacts()
+    pos = start
+    if data[pos] == 0x80:  # PROTO
+        facts.protocol = data[pos + 1]
+        pos += 2
+    run = _token_run(supported).match
+    globals_ = facts.globals
+    while True:
+        pos = run(data, pos).end()  # type: ignore[union-attr]  # a possessive * always matches
+        if pos >= n:
+            return None
+        op = data[pos]
+        if op == 0x63:  # GLOBAL
+            end1 = data.find(b"\n", pos + 1)
+            end2 = data.find(b"\n", end1 + 1) if end1 > 0 else -1
+            if end2 < 0:
+                return None
+            try:
+                module = data[pos + 1 : end1].decode("utf-8")
+                attr = data[end1 + 1 : end2].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            name = f"{module}.{attr}"
+            if not is_fast_name(name):
+                return None
+            ref = globals_.get(name)
+            if ref is None:
+                ref = globals_[name] = GlobalRef(name, module, attr, first_offset=pos)
+            ref.opcodes.add("GLOBAL")
+            ref.count += 1
+            pos = end2 + 1
+        elif op == 0x58 and 0x58 in supported:  # BINUNICODE longer than the regex's 255
+            size = int.from_bytes(data[pos + 1 : pos + 5], "little")
+            pos += 5 + size
+        elif op == 0x2E:  # STOP
+            facts.end = pos + 1
+            break
+        else:
+            return None
+    if "numpy.dtype" in globals_ and not _add_dtype_builds(data, start, facts.end, facts, types):
+        return None
+    if any(name in globals_ for name in _RECONSTRUCT):
+        facts.builds["numpy.ndarray"] += 1
+    return facts
+
+
+def _add_dtype_builds(
+    data: bytes | mmap.mmap, start: int, end: int, facts: PickleFacts, types: TypeResolver
+) -> bool:
+    """Add the dtype classes BUILD will check; False when they cannot be read reliably.
+
+    Each `(code, False, True)` in `data[start:end]` counts once. False when
+    one takes its code from the memo (BINGET/LONG_BINGET right before
+    NEWFALSE: the code is elsewhere, the exact machine must follow it) or
+    when there is none at all.
+    """
+    found = False
+    counted_end = start  # one string cannot be read twice (a LONG_BINPUT can hold a marker)
+    # The marker cannot overlap itself, so non-overlapping matches are all of them.
+    for hit in _DTYPE_ARGS_END.finditer(data, start, end):
+        at = hit.start()
+        if (at - 2 >= start and data[at - 2] == _BINGET) or (
+            at - 5 >= start and data[at - 5] == _LONG_BINGET
+        ):
+            return False
+        code = _dtype_code(data, counted_end, at)
+        if code is not None:
+            found = True
+            counted_end = hit.end()
+            facts.builds[types.dtype_class(code) or "numpy.dtype"] += 1
+    return found
+
+
+def _dtype_code(data: bytes | mmap.mmap, start: int, at: int) -> str | None:
+    """The dtype code of the string that ends right before `at`, or before a memo PUT there.
+
+    When several readings fit (a LONG_BINPUT's four bytes can look like a
+    short string), the one starting first wins, as a forward scan would find it.
+    """
+    best: tuple[int, int, int] | None = None  # (header start, code start, code end)
+    # The PUT CPython writes after the string: none, MEMOIZE, BINPUT, LONG_BINPUT.
+    for put_size, put_op in ((0, -1), (1, _MEMOIZE), (2, _BINPUT), (5, _LONG_BINPUT)):
+        code_end = at - put_size
+        if put_size and (code_end < start or data[code_end] != put_op):
+            continue
+        # A string header ends in a byte that is no code character (a length
+        # 1-16 or 0), so the code is exactly the run of code characters.
+        i = code_end
+        floor = max(start, code_end - _MAX_CODE - 1)
+        while i > floor and data[i - 1] in _CODE_CHARS:
+            i -= 1
+        size = code_end - i
+        if not 1 <= size <= _MAX_CODE:
+            continue
+        if i - 5 >= start and data[i - 5 : i] == bytes((_BINUNICODE, size, 0, 0, 0)):
+            head = i - 5
+        elif i - 2 >= start and data[i - 2 : i] == bytes((_SHORT_BINUNICODE, size)):
+            head = i - 2
+        else:
+            continue
+        if best is None or head < best[0]:
+            best = (head, i, code_end)
+    if best is None:
+        return None
+    return bytes(data[best[1] : best[2]]).decode("ascii")

@@ -1,0 +1,290 @@
+"""What one torch version's `weights_only` unpickler accepts, and the verdict on a pickle.
+
+`TorchRules.from_installed()` reads the allowlist, the blocklist, the py2
+name mapping and the supported opcodes from the torch installed here (never a
+copied table). The few behaviours that are code rather than data (which
+types BUILD and NEWOBJ may touch, whether the `(obj, "name")` form exists)
+are keyed on the version, each with the release that changed it; see
+../shared/research/torch-weights-only-history.md.
+
+`TorchRules.judge(facts, user_keys)` is pure: the same `PickleFacts` can be
+judged against any torch, which is how a scan predicts other readers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..vocab import Kind, Status
+from . import releases
+from .danger import is_dangerous, is_dangerous_global, why_dangerous
+from .machine import OPCODE_NAMES, PickleFacts
+from .verdict import Obstacle, Requirement, Verdict
+
+# Types torch's BUILD accepts in every version, with no allowlist.
+_ALWAYS_BUILDABLE = frozenset(
+    {"torch.Tensor", "torch.nn.parameter.Parameter", "collections.OrderedDict"}
+)
+# SETITEM(S) targets torch >= 2.10 accepts (besides a plain dict).
+_SETITEM_TARGETS = frozenset({"builtins.dict", "collections.OrderedDict", "collections.Counter"})
+# The 34 opcodes of torch's unpickler (BINFLOAT from 2.0); used only when the
+# installed torch does not expose its own list (see `_supported_opcodes`).
+_FALLBACK_OPCODE_NAMES = [
+    "APPEND", "APPENDS", "BINFLOAT", "BINGET", "BININT", "BININT1", "BININT2", "BINPERSID",
+    "BINPUT", "BINUNICODE", "BUILD", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_SET", "EMPTY_TUPLE",
+    "GLOBAL", "LONG1", "LONG_BINGET", "LONG_BINPUT", "MARK", "NEWFALSE", "NEWOBJ", "NEWTRUE",
+    "NONE", "PROTO", "REDUCE", "SETITEM", "SETITEMS", "SHORT_BINSTRING", "STOP", "TUPLE",
+    "TUPLE1", "TUPLE2", "TUPLE3",
+]  # fmt: skip
+# Globals torch names in a dedicated error ("must be imported") instead of
+# "not an allowed global": they are allowed once their module is imported.
+_NEEDS_IMPORT = {
+    "torch.nested._internal.nested_tensor.NestedTensor": "torch.nested",
+    "torch.nested._internal.nested_tensor._rebuild_njt": "torch.nested",
+    "torch._dynamo.decorators._DimRange": "torch._dynamo",
+}
+
+
+@dataclass(frozen=True)
+class TorchRules:
+    """The rules of one torch version's `weights_only=True` unpickler."""
+
+    version: str
+    default_allowed: frozenset[str]
+    blocklisted_modules: frozenset[str] = frozenset()
+    supported_opcodes: frozenset[int] = frozenset()
+    name_mapping: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    import_mapping: dict[str, str] = field(default_factory=dict)
+    preregistered: frozenset[str] = frozenset()  # torch's own user-allowlist entries
+    setitem_restricted: bool = False
+
+    @property
+    def release(self) -> releases.Release:
+        """(major, minor) of this torch."""
+        return releases.release_of(self.version)
+
+    @property
+    def has_user_allowlist(self) -> bool:
+        """`torch.serialization.add_safe_globals` exists."""
+        return self.release >= releases.USER_ALLOWLIST
+
+    @property
+    def has_tuple_form(self) -> bool:
+        """`add_safe_globals([(obj, "module.name")])` is understood."""
+        return self.release >= releases.TUPLE_FORM
+
+    @property
+    def default_weights_only(self) -> bool:
+        """`torch.load` defaults to `weights_only=True`."""
+        return self.release >= releases.WEIGHTS_ONLY_DEFAULT
+
+    @property
+    def refuses_torchscript(self) -> bool:
+        """`torch.load(weights_only=True)` refuses a TorchScript archive."""
+        return self.release >= releases.TORCHSCRIPT_REFUSED
+
+    @classmethod
+    def from_installed(cls) -> TorchRules:
+        """Read the rules of the torch installed in this environment."""
+        import torch
+        from torch import _utils as tu
+        from torch import _weights_only_unpickler as wou
+
+        unpickler = getattr(wou, "Unpickler", None)
+        user = getattr(wou, "_get_user_allowed_globals", None)
+        return cls(
+            version=torch.__version__,
+            default_allowed=frozenset(wou._get_allowed_globals()),
+            blocklisted_modules=frozenset(getattr(wou, "_blocklisted_modules", ())),
+            supported_opcodes=_supported_opcodes(wou),
+            name_mapping=dict(getattr(tu, "NAME_MAPPING", {})),
+            import_mapping=dict(getattr(tu, "IMPORT_MAPPING", {})),
+            preregistered=frozenset(user()) if user else frozenset(),
+            # 2.10 restricted SETITEM(S) targets; feature-detect it.
+            setitem_restricted=hasattr(unpickler, "_check_set_item_target"),
+        )
+
+    def mapped_name(self, module: str, attr: str, protocol: int) -> str:
+        """The key torch looks up for a GLOBAL, after its python-2 name mapping."""
+        release = self.release
+        if release >= releases.PY2_NAMES_EVERY_PROTOCOL or (
+            release >= releases.PY2_NAMES_PROTOCOL_2 and protocol == 2
+        ):
+            if (module, attr) in self.name_mapping:
+                module, attr = self.name_mapping[(module, attr)]
+            elif module in self.import_mapping:
+                module = self.import_mapping[module]
+        return f"{module}.{attr}"
+
+    def status(self, key: str, user_keys: frozenset[str]) -> Status:
+        """The status (allowed / allowed-user / blocked) of one mapped name."""
+        if key in self.default_allowed:
+            return "allowed"
+        if self.has_user_allowlist and (key in user_keys or key in self.preregistered):
+            return "allowed-user"
+        return "blocked"
+
+    def judge(
+        self,
+        facts: PickleFacts,
+        user_keys: frozenset[str] = frozenset(),
+        user_types: frozenset[str] = frozenset(),
+        missing: dict[str, str] | None = None,
+    ) -> Verdict:
+        """The verdict of this torch on `facts`, with `user_keys` allowlisted.
+
+        `user_keys` are the names torch matches GLOBALs against; `user_types`
+        the `module.qualname` of the allowlisted objects themselves, which is
+        what BUILD and NEWOBJ compare (by identity, not by name). `missing`
+        maps entries that name nothing in this environment to the reason; a
+        blocked global listed there is reported `missing`.
+        """
+        missing = missing or {}
+        type_keys = user_keys | user_types
+        requirements: list[Requirement] = []
+        obstacles: list[Obstacle] = []
+        release = self.release
+        global_status: dict[str, Status] = {}
+
+        for ref in sorted(facts.globals.values(), key=lambda r: r.first_offset):
+            key = self.mapped_name(ref.module, ref.attr, facts.protocol)
+            status = self.status(key, user_keys)
+            fixable, note = self.has_user_allowlist, ""
+            if ref.module in self.blocklisted_modules:
+                status, fixable = "blocked", False
+                note = f"torch blocks every global of module {ref.module!r}"
+            elif ref.module == "copyreg.extension":
+                status, fixable = "blocked", False
+                note = "EXT code: resolved by the reader's copyreg registry, not named in the file"
+            elif status == "blocked" and key in _NEEDS_IMPORT:
+                note = f"allowed once `import {_NEEDS_IMPORT[key]}` has run"
+            elif status == "blocked" and ref.name in missing:
+                status, note = "missing", missing[ref.name]
+            elif "." in ref.attr:
+                note = why_dangerous(ref.module, ref.attr)
+            global_status[ref.name] = status
+            requirements.append(
+                Requirement(
+                    ref.name,
+                    "global",
+                    status,
+                    is_dangerous_global(ref.module, ref.attr, key),
+                    ref.count,
+                    fixable,
+                    note,
+                    key if key != ref.name else "",
+                )
+            )
+
+        for type_name, count in facts.builds.items():
+            if type_name in _ALWAYS_BUILDABLE:
+                continue
+            if type_name.startswith("<"):
+                obstacles.append(
+                    Obstacle("build-target", f"BUILD on {type_name} ({count}x): torch refuses it")
+                )
+                continue
+            requirements.extend(
+                self._constructed(type_name, "build", count, type_keys, global_status)
+            )
+        for (op, func), count in facts.calls.items():
+            if func is None:
+                obstacles.append(
+                    Obstacle("call-target", f"{op} of a value that is not a global ({count}x)")
+                )
+            elif op == "NEWOBJ" and func != "torch.nn.parameter.Parameter":
+                requirements.extend(
+                    self._constructed(func, "newobj", count, type_keys, global_status)
+                )
+
+        if self.setitem_restricted:
+            for target, count in facts.setitems.items():
+                if target not in _SETITEM_TARGETS:
+                    obstacles.append(
+                        Obstacle(
+                            "setitem-target",
+                            f"torch {self.version} only sets items on dict, OrderedDict and "
+                            f"Counter, not {target} ({count}x); allowlisting does not help",
+                        )
+                    )
+        for target, count in facts.appends.items():
+            list_subclass_ok = (
+                release == releases.LIST_SUBCLASS_APPENDS
+                and self.status(target, user_keys) == "allowed-user"
+            )
+            if not list_subclass_ok:
+                obstacles.append(
+                    Obstacle(
+                        "append-target",
+                        f"torch {self.version} appends only to plain lists, "
+                        f"not {target} ({count}x)",
+                    )
+                )
+        for kind, count in facts.persistent_ids.items():
+            if kind != "storage":
+                obstacles.append(
+                    Obstacle(
+                        "persistent-id",
+                        f"persistent id {kind} ({count}x): torch only loads 'storage' ids",
+                    )
+                )
+        for code, offset in sorted(facts.opcodes.items(), key=lambda item: item[1]):
+            if code not in self.supported_opcodes:
+                opname = OPCODE_NAMES.get(code, f"0x{code:02x}")
+                obstacles.append(
+                    Obstacle(
+                        "unsupported-opcode",
+                        f"opcode {opname} (byte {offset}, pickle protocol {facts.protocol}) is not "
+                        f"supported by torch {self.version}'s weights_only unpickler "
+                        f"(`Unsupported operand {code}`); save with pickle protocol 2",
+                    )
+                )
+        return Verdict(tuple(_dedupe(requirements)), tuple(obstacles))
+
+    def _constructed(
+        self,
+        type_name: str,
+        kind: Kind,
+        count: int,
+        user_keys: frozenset[str],
+        global_status: dict[str, Status],
+    ) -> list[Requirement]:
+        """A type that BUILD or NEWOBJ checks: is it accepted by this torch?"""
+        release = self.release
+        status = self.status(type_name, user_keys)
+        if status == "allowed-user" or (
+            status == "allowed" and release >= releases.BUILD_DEFAULT_ALLOWED
+        ):
+            return []
+        if type_name in global_status and global_status[type_name] != "allowed":
+            # Already reported as a blocked GLOBAL; allowlisting it fixes both (2.4+).
+            return []
+        if release < releases.USER_ALLOWLIST:
+            why = f"torch {self.version} can only {'build' if kind == 'build' else 'create'} "
+            why += "tensors, Parameters and OrderedDicts; upgrade torch or save plain data"
+            return [Requirement(type_name, kind, "blocked", False, count, False, why)]
+        note = ""
+        if status == "allowed":
+            note = f"default-allowed, but torch {self.version} only {kind}s user-allowlisted types"
+        elif type_name.startswith("numpy.dtype"):
+            note = "the numpy dtype class: checked at BUILD, never written as a GLOBAL"
+        return [Requirement(type_name, kind, "blocked", is_dangerous(type_name), count, True, note)]
+
+
+def _dedupe(requirements: list[Requirement]) -> list[Requirement]:
+    seen: dict[str, Requirement] = {}
+    for req in requirements:
+        if req.name not in seen:
+            seen[req.name] = req
+    return list(seen.values())
+
+
+def _supported_opcodes(wou: object) -> frozenset[int]:
+    # torch's unpickler imports exactly the opcodes it implements from `pickle`
+    # (`from pickle import APPEND, ...`), so the module's namespace is its list.
+    names = [n for n in OPCODE_NAMES.values() if isinstance(getattr(wou, n, None), bytes)]
+    if len(names) < 20:  # a refactored torch: fall back to the known list
+        names = _FALLBACK_OPCODE_NAMES
+    import pickle
+
+    return frozenset(getattr(pickle, n)[0] for n in names)

@@ -1,0 +1,217 @@
+"""`scan_file`: which globals a checkpoint needs and whether it loads here, without loading it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from ..errors import CkptCompatError, PickleFormatError, UnreadableCheckpointError
+from ..schemas import ScanFile, ScanGlobal
+from .allowlist import Allowlist
+from .container import Checkpoint, PickleBlob, open_checkpoint
+from .fastpath import analyze_fast
+from .machine import PickleFacts, TypeResolver, analyze
+from .rules import TorchRules
+from .verdict import Obstacle, Requirement, Verdict
+
+
+@dataclass
+class FileScan:
+    """The scan of one file: its verdict under one torch, or why it could not be read."""
+
+    path: str
+    format: str | None = None
+    verdict: Verdict | None = None
+    pickles: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def loadable(self) -> bool:
+        """True when torch.load(weights_only=True) would succeed here."""
+        return self.verdict is not None and self.verdict.loadable
+
+    def reasons(self) -> list[str]:
+        """Why it does not load, one line each (empty when it does)."""
+        if self.error:
+            return [self.error]
+        assert self.verdict is not None
+        out = [
+            f"blocked global {r.name}"
+            for r in self.verdict.requirements
+            if r.kind == "global" and r.status == "blocked"
+        ]
+        out += [
+            f"missing global {r.name}: {r.note}"
+            for r in self.verdict.requirements
+            if r.status == "missing"
+        ]
+        out += [
+            f"blocked at {r.kind.upper()}: {r.name}"
+            for r in self.verdict.requirements
+            if r.kind != "global" and r.status == "blocked"
+        ]
+        out += [o.message for o in self.verdict.obstacles]
+        return out
+
+    def to_json(self) -> ScanFile:
+        """The `files[]` record of the `ckptcompat.scan/1` schema."""
+        reqs = self.verdict.requirements if self.verdict else ()
+        return {
+            "path": self.path,
+            "format": self.format,
+            "loadable": self.loadable,
+            "globals": [_global_json(r) for r in reqs],
+            "obstacles": [
+                {"code": o.code, "message": o.message}
+                for o in (self.verdict.obstacles if self.verdict else ())
+            ],
+            "reasons": self.reasons() if not self.loadable else [],
+            "pickles": self.pickles,
+            "error": self.error,
+        }
+
+
+def _global_json(r: Requirement) -> ScanGlobal:
+    out: ScanGlobal = {
+        "name": r.name,
+        "status": r.status,
+        "dangerous": r.dangerous,
+        "count": r.count,
+        "kind": r.kind,
+    }
+    if r.key:
+        out["key"] = r.key
+    if r.note:
+        out["note"] = r.note
+    return out
+
+
+def walk(blob: PickleBlob, rules: TorchRules, types: TypeResolver) -> PickleFacts:
+    """The facts of one pickle: the fast path when it applies, else the exact machine."""
+    if blob.facts is not None:
+        return blob.facts
+    facts = analyze_fast(blob.data, blob.start, supported=rules.supported_opcodes, types=types)
+    if facts is None:
+        facts = analyze(blob.data, blob.start, types=types)
+    return facts
+
+
+def scan_file(
+    path: str | os.PathLike[str],
+    rules: TorchRules,
+    allowlist: Allowlist | None = None,
+    *,
+    types: TypeResolver | None = None,
+) -> FileScan:
+    """Scan one checkpoint file; never raises for a bad file (see `FileScan.error`)."""
+    shown = os.fspath(path)
+    allowlist = allowlist or Allowlist()
+    types = types or TypeResolver()
+    try:
+        ckpt = open_checkpoint(path)
+        return _judge(ckpt, rules, allowlist, types)
+    except UnreadableCheckpointError as exc:
+        return FileScan(shown, error=str(exc))
+    except CkptCompatError as exc:  # pragma: no cover - defensive: every error names the file
+        return FileScan(shown, error=f"{shown}: {exc}")
+
+
+def _judge(
+    ckpt: Checkpoint, rules: TorchRules, allowlist: Allowlist, types: TypeResolver
+) -> FileScan:
+    requirements: dict[str, Requirement] = {}
+    obstacles: list[Obstacle] = [Obstacle("format", p) for p in ckpt.problems]
+    if ckpt.format == "torchscript" and rules.has_tuple_form:
+        obstacles.append(
+            Obstacle(
+                "format",
+                f"a TorchScript archive: torch {rules.version} refuses weights_only=True on it",
+            )
+        )
+    members: list[str] = []
+    queue = list(ckpt.pickles)
+    while queue:
+        blob = queue.pop(0)
+        malformed = None
+        try:
+            facts = walk(blob, rules, types)
+        except PickleFormatError as exc:
+            partial = exc.partial if isinstance(exc.partial, PickleFacts) else None
+            # A real unpickler runs everything before the bad byte: what it
+            # would have called there is reported, whatever comes after.
+            if partial is None or not _names_danger(partial, rules):
+                if blob.optional:
+                    continue  # a member that is not a pickle after all
+                where = blob.member
+                if ckpt.format == "torch-legacy":
+                    where = f"legacy torch file, {blob.member} pickle"
+                raise UnreadableCheckpointError(ckpt.path, f"{where}: {exc}") from None
+            facts, malformed = partial, str(exc)
+        members.append(blob.member)
+        # torch reads the main pickle (all five of a legacy file); the others
+        # (other members, nested archives, pickles appended after a STOP)
+        # matter for what they would run, not for loading.
+        counts = blob.main or ckpt.format == "torch-legacy"
+        _add_requirements(requirements, facts, blob, counts, rules, allowlist)
+        if malformed is not None:
+            obstacles.append(
+                Obstacle(
+                    "malformed",
+                    f"{blob.member}: {malformed}; an unpickler runs everything before that byte",
+                )
+            )
+        elif counts:
+            obstacles.extend(
+                rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing).obstacles
+            )
+        if malformed is None and blob.facts is None and facts.end < len(blob.data):
+            queue.append(_appended(blob, facts.end))
+    return FileScan(
+        ckpt.path,
+        ckpt.format,
+        Verdict(tuple(requirements.values()), tuple(obstacles)),
+        members,
+    )
+
+
+def _add_requirements(
+    requirements: dict[str, Requirement],
+    facts: PickleFacts,
+    blob: PickleBlob,
+    counts: bool,
+    rules: TorchRules,
+    allowlist: Allowlist,
+) -> None:
+    verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
+    for req in verdict.requirements:
+        if not counts and not req.status.startswith("allowed"):
+            if not req.dangerous:
+                continue
+            req = dataclasses.replace(
+                req,
+                status="blocked",
+                note=f"in {blob.member}, which torch.load does not read; "
+                "a file that carries code is never called loadable",
+            )
+        prev = requirements.get(req.name)
+        if prev is None:
+            requirements[req.name] = req
+        else:
+            requirements[req.name] = dataclasses.replace(prev, count=prev.count + req.count)
+
+
+def _names_danger(facts: PickleFacts, rules: TorchRules) -> bool:
+    return rules.judge(facts).dangerous
+
+
+def _appended(blob: PickleBlob, end: int) -> PickleBlob:
+    """The bytes after `blob`'s STOP, to be walked as a pickle of their own.
+
+    torch.load reads one pickle and ignores what follows; `pickle.load`
+    called again on the same file reads the next. So whatever follows a STOP
+    is walked like another member (optional: bytes that are no pickle are
+    data nobody unpickles), and each appended pickle leads to the next.
+    """
+    base = blob.member.split(" (appended", 1)[0]
+    return PickleBlob(f"{base} (appended at byte {end})", blob.data, start=end, optional=True)

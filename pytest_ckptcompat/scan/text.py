@@ -1,0 +1,44 @@
+"""Plain-text rendering of scans for people (the CLI and failure messages)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .fixes import fix_for, render
+from .rules import TorchRules
+from .scanner import FileScan
+from .verdict import Requirement
+
+_ORDER = {"blocked": 0, "missing": 1, "allowed-user": 2, "allowed": 3}
+
+
+def requirement_lines(reqs: Sequence[Requirement], indent: str = "  ") -> list[str]:
+    """One aligned line per requirement, blocked ones first."""
+    reqs = sorted(reqs, key=lambda r: (_ORDER[r.status], r.name))
+    width = max((len(r.name) for r in reqs), default=0)
+    lines = []
+    for r in reqs:
+        flags = " DANGEROUS" if r.dangerous else ""
+        where = "" if r.kind == "global" else f" (checked at {r.kind.upper()})"
+        note = f"  [{r.note}]" if r.note else ""
+        lines.append(f"{indent}{r.status:<12} {r.name:<{width}} x{r.count}{where}{flags}{note}")
+    return lines
+
+
+def scan_text(results: Sequence[FileScan], rules: TorchRules) -> str:
+    """The human-readable report of `ckptcompat scan`."""
+    out: list[str] = []
+    for res in results:
+        if res.error:  # reported on stderr by the CLI
+            continue
+        assert res.verdict is not None
+        verdict = "loadable" if res.loadable else "NOT loadable"
+        danger = ", DANGEROUS (can run code)" if res.verdict.dangerous else ""
+        out.append(f"{res.path}: {res.format}, {verdict} with torch {rules.version}{danger}")
+        out += requirement_lines(res.verdict.requirements)
+        out += [f"  {o.code}: {o.message}" for o in res.verdict.obstacles]
+        blocked = [r for r in res.verdict.requirements if not r.status.startswith("allowed")]
+        if blocked:
+            text = render([fix_for(r, rules) for r in blocked], indent="    ")
+            out += ["  " + line for line in text.splitlines()]
+    return "\n".join(out)

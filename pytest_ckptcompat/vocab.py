@@ -1,0 +1,39 @@
+"""The words of DESIGN.md, each defined once: statuses, outcomes, and their order.
+
+- The *status* of a global in a reader: what that reader's
+  `torch.load(weights_only=True)` does with it.
+- The *outcome* of one (artifact, writer, reader): what loading that golden
+  there came to.
+
+Both tuples are ordered from good to bad: reports sort and pick "the worst"
+by position, so a new word goes where it belongs in that order.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+Status = Literal["allowed", "allowed-user", "blocked", "missing"]
+#: Good to bad: allowed by torch's defaults, by the user's allowlist, refused, absent here.
+STATUSES: Final[tuple[Status, ...]] = get_args(Status)
+ALLOWED: Final[frozenset[Status]] = frozenset({"allowed", "allowed-user"})
+
+Outcome = Literal["ok", "blocked", "missing", "mismatch", "error"]
+#: Good to bad, as reports list them.
+OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
+
+#: How a reader meets a name: as a GLOBAL, or as a type BUILD / NEWOBJ checks.
+Kind = Literal["global", "build", "newobj"]
+
+
+def is_allowed(status: str) -> bool:
+    """True for the statuses under which a load goes through."""
+    return status in ALLOWED
+
+
+def status_rank(status: str) -> int:
+    """Position of `status` in `STATUSES` (0 for unknown words): higher is worse."""
+    try:
+        return STATUSES.index(status)  # type: ignore[arg-type,unused-ignore]
+    except ValueError:
+        return 0

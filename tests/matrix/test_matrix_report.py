@@ -1,0 +1,219 @@
+"""The matrix report and the gate, on cell reports two real environments wrote.
+
+The bundled example project (examples/trainer) runs in this suite's
+environment (torch >= 2.6, numpy 2) and in a real torch 2.5.1 / numpy 1.25.2
+one: both write their goldens, both read all of them (the two phases of the
+nox matrix, without nox), and `ckptcompat report` / `ckptcompat gate` run on
+what they wrote. The findings asserted are the ones torch really gives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pytest_ckptcompat.environment import environment
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "trainer"
+OLD_TAG = "torch2.5.1-numpy1.25.2-py3.11"
+ARTIFACTS = 7
+
+pytestmark = pytest.mark.skipif(
+    int(np.__version__.split(".")[0]) < 2
+    or tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6),
+    reason="the second reader of this test is a torch >= 2.6, numpy 2 environment",
+)
+
+
+def _pytest(python: Path, *args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(EXAMPLE / "src")}
+    proc = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(EXAMPLE / "tests"),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # 0 or 1 (some loads fail: the findings); anything else is a broken run
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_ckptcompat", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory, old_python) -> dict[str, Path]:
+    """Both phases in both environments: {reader tag: cell report}."""
+    work = tmp_path_factory.mktemp("matrix")
+    goldens = work / "goldens"
+    pythons = {OLD_TAG: old_python, environment()["tag"]: Path(sys.executable)}
+    for python in pythons.values():
+        _pytest(python, f"--ckpt-compat-dir={goldens}", "--ckpt-compat-update")
+    reports = {}
+    for tag, python in pythons.items():
+        reports[tag] = work / "cells" / f"{tag}.json"
+        _pytest(
+            python,
+            f"--ckpt-compat-dir={goldens}",
+            "--ckpt-compat",
+            f"--ckpt-compat-report={reports[tag]}",
+        )
+    return reports
+
+
+@pytest.fixture(scope="module")
+def report(cells, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    proc = _cli("report", *map(str, cells.values()), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        f"2 reader(s) x 2 writer(s) x {ARTIFACTS} artifact(s) = {4 * ARTIFACTS} loads"
+        in proc.stdout
+    )
+    return out
+
+
+def test_global_table_shows_what_torch_did(report):
+    doc = json.loads((report / "matrix.json").read_text())
+    assert doc["schema"] == "ckptcompat.matrix/1"
+    new = environment()["tag"]
+    status = {g["name"]: g["status"] for g in doc["globals"]}
+    # builtins.set: refused by torch 2.5, allowed by default from 2.6
+    assert status["builtins.set"] == {OLD_TAG: "blocked", new: "allowed"}
+    # numpy 2 spells numpy._core, which numpy 1.25 does not have at all; the
+    # project's allowlist (both spellings, (obj, name) form) covers torch >= 2.6
+    assert status["numpy._core.multiarray.scalar"] == {OLD_TAG: "missing", new: "allowed-user"}
+    # torch 2.5 matches the allowlisted object by its own numpy's spelling only
+    assert status["numpy.core.multiarray.scalar"][OLD_TAG] == "allowed-user"
+    assert status["argparse.Namespace"] == {OLD_TAG: "allowed-user", new: "allowed-user"}
+    assert status["torch._utils._rebuild_tensor_v2"] == {OLD_TAG: "allowed", new: "allowed"}
+    fix = next(g["fix"] for g in doc["globals"] if g["name"] == "builtins.set")
+    assert fix["allowed_by_default_in"] == [new]
+    assert "sorted(the_set)" in fix["change"]
+    core = next(g["fix"] for g in doc["globals"] if g["name"] == "numpy._core.multiarray.scalar")
+    # the fix is right on numpy 1 and 2: both spellings, registered as (obj, name)
+    assert core["entries"] == ["numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"]
+    assert '(_np_core.multiarray.scalar, "numpy.core.multiarray.scalar")' in core["code"]
+    assert any("numpy >= 1.26.1" in n for n in core["notes"])
+    assert any("torch2.5.1 (< 2.6) has no (obj, name) form" in n for n in core["notes"])
+
+
+def test_grid_per_artifact(report):
+    doc = json.loads((report / "matrix.json").read_text())
+    new = environment()["tag"]
+    grid = {(o["artifact"], o["writer"], o["reader"]): o for o in doc["outcomes"]}
+    assert len(grid) == 4 * ARTIFACTS
+    assert grid["run_info", new, OLD_TAG]["outcome"] == "blocked"
+    assert grid["run_info", new, OLD_TAG]["blocked"] == ["builtins.set"]
+    assert grid["run_info", OLD_TAG, new]["outcome"] == "ok"
+    assert grid["metric", new, OLD_TAG]["outcome"] == "missing"
+    assert grid["metric", new, OLD_TAG]["missing"] == ["numpy._core.multiarray.scalar"]
+    assert grid["metric", OLD_TAG, new]["outcome"] == "ok"
+    assert grid["hparams", OLD_TAG, new]["outcome"] == "ok"
+
+
+def test_markdown_html_junit(report):
+    md = (report / "matrix.md").read_text()
+    assert "| `builtins.set` | ❌ blocked | ✅ allowed |" in md
+    assert "### `metric`" in md
+    assert "torch.serialization.add_safe_globals([" in md
+    assert len(md.encode()) < 1024 * 1024  # GitHub's step summary limit
+    page = (report / "matrix.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<td class="blocked">blocked</td>' in page
+    assert "<script" not in page  # self-contained: nothing to fetch, nothing to run
+    assert "http" not in page.split("</style>")[0]
+    suite = ET.parse(report / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == 4 * ARTIFACTS  # one per (artifact, writer, reader)
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert int(suite.get("failures", "-1")) == len(failed) > 0
+    blocked = next(c for c in failed if c.get("classname") == "ckptcompat.run_info")
+    assert blocked.find("failure").get("message") == "blocked: builtins.set"  # type: ignore[union-attr]
+
+
+def test_gate_passes_on_its_baseline_and_fails_on_a_planted_regression(
+    report, cells, tmp_path, old_python
+):
+    baseline = tmp_path / "baseline.json"
+    proc = _cli("gate", str(report / "matrix.json"), "--write-baseline", str(baseline))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(baseline.read_text())["schema"] == "ckptcompat.baseline/1"
+    proc = _cli("gate", str(report / "matrix.json"), "--baseline", str(baseline))
+    assert (proc.returncode, proc.stdout.splitlines()[-1]) == (0, "gate: passed")
+
+    # Plant a regression for real: the torch 2.5 reader loses the project's allowlist.
+    goldens = next(iter(cells.values())).parent.parent / "goldens"
+    regressed = tmp_path / "cells" / f"{OLD_TAG}.json"
+    _pytest(
+        old_python,
+        f"--ckpt-compat-dir={goldens}",
+        "--ckpt-compat",
+        f"--ckpt-compat-report={regressed}",
+        "-o",
+        "ckpt_compat_safe_globals=",
+    )
+    new_cell = next(p for t, p in cells.items() if t != OLD_TAG)
+    out = tmp_path / "regressed"
+    assert _cli("report", str(regressed), str(new_cell), "--out", str(out)).returncode == 0
+    proc = _cli("gate", str(out / "matrix.json"), "--baseline", str(baseline))
+    assert proc.returncode == 1
+    assert "gate: FAILED" in proc.stdout
+    assert (
+        f"hparams: written by {OLD_TAG}, read by {OLD_TAG}: ok -> blocked (argparse.Namespace)"
+        in proc.stdout
+    )
+    assert f"argparse.Namespace in {OLD_TAG}: allowed-user -> blocked" in proc.stdout
+    # ... and undoing it is good news, not a failure
+    worse = tmp_path / "worse.json"
+    _cli("gate", str(out / "matrix.json"), "--write-baseline", str(worse))
+    proc = _cli("gate", str(report / "matrix.json"), "--baseline", str(worse))
+    assert proc.returncode == 0
+    assert "fixed since the baseline (good news)" in proc.stdout
+    assert f"argparse.Namespace in {OLD_TAG}: blocked -> allowed-user" in proc.stdout
+
+
+def test_upgrade_mode(report):
+    new = environment()["tag"]
+    # downgrading is what breaks here: torch 2.5 refuses the set, numpy 1.25 has no numpy._core
+    proc = _cli(
+        "gate", str(report / "matrix.json"), "--current", new[:11], "--candidate", "torch2.5.1"
+    )
+    assert proc.returncode == 1
+    assert f"upgrade {new} -> {OLD_TAG}" in proc.stdout
+    assert (
+        f"reading run_info written by {new}: ok under {new}, blocked (builtins.set) under {OLD_TAG}"
+        in proc.stdout
+    )
+    assert f"builtins.set: allowed under {new}, blocked under {OLD_TAG}" in proc.stdout
+    proc = _cli(
+        "gate", str(report / "matrix.json"), "--current", "torch2.5.1", "--candidate", new[:11]
+    )
+    assert "builtins.set: blocked under" in proc.stdout
+    assert "fixed by the upgrade" in proc.stdout

@@ -135,7 +135,7 @@ class Auditor:
         if scan.verdict is None:
             return
         site.loadable = scan.loadable
-        blocked = [r for r in scan.verdict.requirements if not r.status.startswith("allowed")]
+        blocked = scan.verdict.troubles
         site.blocked = [r.lookup for r in blocked] + [o.message for o in scan.verdict.obstacles]
         if blocked:
             site.fix = render(fix_for(r, rules) for r in blocked)

@@ -10,7 +10,7 @@ import pytest
 
 from .errors import SafeGlobalError
 from .options import MARKER, SAFE_GLOBALS_INI
-from .outcomes import Compare, Record, data_pkl, load_outcome, torch_says, weights_only_load
+from .outcomes import Compare, Record, load_outcome, torch_says, weights_only_load
 from .runstate import claims_dir, golden_root, run_state
 from .scan.allowlist import Allowlist, parse_entries, parse_entry, torch_key
 from .scan.rules import TorchRules
@@ -53,21 +53,13 @@ class CkptCompat:
         import torch
 
         from .compare import deep_diff, format_mismatches
-        from .scan.container import PickleBlob
-        from .scan.machine import TypeResolver
-        from .scan.scanner import walk
 
         rules = self.rules()
         allowlist = self._allowlist(safe_globals, rules)
         buffer = io.BytesIO()
         torch.save(obj, buffer)
         data = buffer.getvalue()
-        verdict = rules.judge(
-            walk(PickleBlob("data.pkl", data_pkl(data), main=True), rules, TypeResolver()),
-            allowlist.keys,
-            allowlist.types,
-            allowlist.missing,
-        )
+        verdict = _verdict(data, rules, allowlist)
         loaded: Any = None
         error: BaseException | None = None
         try:
@@ -137,9 +129,8 @@ class CkptCompat:
         test = self._request.node.nodeid
 
         if config.getoption("ckpt_compat_update"):
-            from .scan.machine import analyze
-
-            names = sorted(analyze(data_pkl(data)).globals)
+            verdict = _verdict(data, rules, allowlist)
+            names = sorted(r.name for r in verdict.requirements if r.kind == "global")
             meta = {"writer": env, "globals": names, "test": test, "written": _now()}
             golden = store.write(name, data, meta)
             state.written.append(
@@ -295,7 +286,7 @@ class CkptCompat:
             "ckpt_compat.roundtrip: does not load under torch.load(weights_only=True) "
             f"[torch {env['torch']}, numpy {env['numpy']}]"
         ]
-        blocked = [r for r in verdict.requirements if not r.status.startswith("allowed")]
+        blocked = verdict.troubles
         if blocked:
             places = locate_globals(obj, [r.name for r in blocked])
             width = max(len(r.name) for r in blocked)
@@ -314,6 +305,17 @@ class CkptCompat:
         if blocked:
             lines.append(render(fix_for(r, rules) for r in blocked))
         return "\n".join(lines)
+
+
+def _verdict(data: bytes, rules: TorchRules, allowlist: Allowlist) -> Verdict:
+    """The scan's verdict on `torch.save` output, read by the same reader as files on disk."""
+    from .scan.scanner import scan_bytes
+    from .scan.verdict import Obstacle
+
+    scan = scan_bytes(data, rules, allowlist)
+    if scan.verdict is None:  # torch.save wrote something the scanner cannot read: say so
+        return Verdict((), (Obstacle("format", scan.error or "unreadable"),))
+    return scan.verdict
 
 
 def _parse_marker(marker: pytest.Mark | None) -> tuple[list[str], list[str]]:

@@ -27,8 +27,8 @@ from . import torchcompat
 from .compare import deep_diff, format_mismatches, state_dict_report
 from .scan.allowlist import Allowlist
 from .scan.fixes import fix_for, render
-from .scan.machine import TypeResolver
 from .scan.rules import TorchRules
+from .scan.verdict import Verdict
 from .schemas import RecordDoc
 from .vocab import Outcome
 
@@ -80,25 +80,19 @@ def load_outcome(
     compare: Compare = "equal",
 ) -> LoadResult:
     """Load `data` here under weights_only=True and classify it against `expected`."""
-    from .scan.fastpath import analyze_fast
-    from .scan.machine import analyze
+    from .scan.scanner import scan_bytes
 
-    try:
-        pickle_bytes = data_pkl(data)
-        types = TypeResolver()
-        facts = analyze_fast(pickle_bytes, supported=rules.supported_opcodes, types=types)
-        facts = facts or analyze(pickle_bytes, types=types)
-    except Exception as exc:  # a corrupt golden is an outcome, not a crash
-        return LoadResult("error", f"unreadable checkpoint: {type(exc).__name__}: {exc}")
-    verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
+    scan = scan_bytes(data, rules, allowlist, shown="golden")
+    if scan.verdict is None:  # a corrupt golden is an outcome, not a crash
+        return LoadResult("error", f"unreadable checkpoint: {scan.error}")
+    verdict = scan.verdict
     try:
         loaded = weights_only_load(data, allowlist)
     except Exception as exc:  # any failure of torch.load is the finding
         return _classify_failure(exc, verdict, rules)
     # It loaded, so torch allowed every name, whatever the scan predicted.
     statuses: dict[str, str] = {
-        r.lookup: r.status if r.status.startswith("allowed") else "allowed"
-        for r in verdict.requirements
+        r.lookup: r.status if r.allowed else "allowed" for r in verdict.requirements
     }
     problem = _compare(expected, loaded, compare)
     return LoadResult("mismatch" if problem else "ok", problem, globals=statuses)
@@ -114,9 +108,9 @@ def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
             return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
-def _classify_failure(exc: BaseException, verdict: Any, rules: TorchRules) -> LoadResult:
+def _classify_failure(exc: BaseException, verdict: Verdict, rules: TorchRules) -> LoadResult:
     message = torch_says(exc)
-    blocked_reqs = [r for r in verdict.requirements if not r.status.startswith("allowed")]
+    blocked_reqs = verdict.troubles
     missing = [r.lookup for r in blocked_reqs if r.kind == "global" and not _exists_here(r.lookup)]
     blocked = [r.lookup for r in blocked_reqs if r.lookup not in missing]
     if isinstance(exc, (ModuleNotFoundError, AttributeError)) and not missing:
@@ -217,14 +211,3 @@ def _compare(expected: object, loaded: object, compare: Compare) -> str:
     lines = state_dict_report(expected, loaded)
     text = format_mismatches(mismatches)
     return "\n".join([*lines, text]) if lines else text
-
-
-def data_pkl(archive: bytes) -> bytes:
-    """The pickle torch.load reads from `torch.save` output held in memory."""
-    import zipfile
-
-    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-        names = zf.namelist()
-        prefix = names[0].split("/", 1)[0]
-        main = next(n for n in names if n.lower() == f"{prefix}/data.pkl")
-        return zf.read(main)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import CkptCompatError, PickleFormatError, UnreadableCheckpointError
 from ..schemas import ScanFile, ScanGlobal
 from .allowlist import Allowlist
-from .container import Checkpoint, PickleBlob, open_checkpoint
+from .container import Checkpoint, PickleBlob, checkpoint_from_bytes, open_checkpoint
 from .fastpath import analyze_fast
 from .machine import PickleFacts, TypeResolver, analyze
 from .rules import TorchRules
@@ -105,12 +106,31 @@ def scan_file(
     types: TypeResolver | None = None,
 ) -> FileScan:
     """Scan one checkpoint file; never raises for a bad file (see `FileScan.error`)."""
-    shown = os.fspath(path)
-    allowlist = allowlist or Allowlist()
-    types = types or TypeResolver()
+    return _scan(os.fspath(path), lambda: open_checkpoint(path), rules, allowlist, types)
+
+
+def scan_bytes(
+    data: bytes,
+    rules: TorchRules,
+    allowlist: Allowlist | None = None,
+    *,
+    shown: str = "<torch.save output>",
+    types: TypeResolver | None = None,
+) -> FileScan:
+    """`scan_file` for checkpoint bytes held in memory (a golden, a `torch.save` buffer)."""
+    return _scan(shown, lambda: checkpoint_from_bytes(data, shown), rules, allowlist, types)
+
+
+def _scan(
+    shown: str,
+    opener: Callable[[], Checkpoint],
+    rules: TorchRules,
+    allowlist: Allowlist | None,
+    types: TypeResolver | None,
+) -> FileScan:
     try:
-        ckpt = open_checkpoint(path)
-        return _judge(ckpt, rules, allowlist, types)
+        ckpt = opener()
+        return _judge(ckpt, rules, allowlist or Allowlist(), types or TypeResolver())
     except UnreadableCheckpointError as exc:
         return FileScan(shown, error=str(exc))
     except CkptCompatError as exc:  # pragma: no cover - defensive: every error names the file
@@ -122,7 +142,7 @@ def _judge(
 ) -> FileScan:
     requirements: dict[str, Requirement] = {}
     obstacles: list[Obstacle] = [Obstacle("format", p) for p in ckpt.problems]
-    if ckpt.format == "torchscript" and rules.has_tuple_form:
+    if ckpt.format == "torchscript" and rules.refuses_torchscript:
         obstacles.append(
             Obstacle(
                 "format",
@@ -185,7 +205,7 @@ def _add_requirements(
 ) -> None:
     verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
     for req in verdict.requirements:
-        if not counts and not req.status.startswith("allowed"):
+        if not counts and not req.allowed:
             if not req.dangerous:
                 continue
             req = dataclasses.replace(

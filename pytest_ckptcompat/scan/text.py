@@ -37,7 +37,7 @@ def scan_text(results: Sequence[FileScan], rules: TorchRules) -> str:
         out.append(f"{res.path}: {res.format}, {verdict} with torch {rules.version}{danger}")
         out += requirement_lines(res.verdict.requirements)
         out += [f"  {o.code}: {o.message}" for o in res.verdict.obstacles]
-        blocked = [r for r in res.verdict.requirements if not r.status.startswith("allowed")]
+        blocked = res.verdict.troubles
         if blocked:
             text = render([fix_for(r, rules) for r in blocked], indent="    ")
             out += ["  " + line for line in text.splitlines()]

@@ -1,15 +1,14 @@
-"""`archive.open_checkpoint`: containers, member names, and the fast zip reader.
+"""`container.open_checkpoint`: containers, member names, and what torch reads of them.
 
-The fast central-directory reader (`_read_zip_fast`) must either agree with
-the zipfile-based reader (`_read_zip_slow`) on the first member's name and on
-every `.pkl` member's name and bytes, or decline (return None) so that the
-zipfile reader answers. Each archive below is checked against both.
+Every archive below is checked against two oracles (`_agree`): zipfile's
+bytes for each pickle member it can read, and the real
+`torch.load(weights_only=True)`, which must succeed exactly when the scan says
+loadable (tests/scan/test_ziparchive.py covers the reader's own edge cases).
 """
 
 from __future__ import annotations
 
 import io
-import mmap
 import pickle
 import struct
 import warnings
@@ -22,30 +21,28 @@ import pytest
 import torch
 
 from pytest_ckptcompat.errors import UnreadableCheckpointError
-from pytest_ckptcompat.scan import container as archive
 from pytest_ckptcompat.scan.container import open_checkpoint
+from pytest_ckptcompat.scan.rules import TorchRules
+from pytest_ckptcompat.scan.scanner import scan_file
 
 
-def _fast(path: Path):
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return archive._read_zip_fast(data)
-
-
-def _slow(path: Path):
-    with open(path, "rb") as fh:
-        return archive._read_zip_slow(str(path), fh)
-
-
-def _summary(found):
-    first, blobs = found
-    return first, [(b.member, bytes(b.data)) for b in blobs]
+def _torch_loads(path: Path) -> bool:
+    try:
+        torch.load(path, weights_only=True)
+    except Exception:
+        return False
+    return True
 
 
 def _agree(path: Path) -> None:
-    """The fast reader answers, and exactly as zipfile does."""
-    fast = _fast(path)
-    assert fast is not None, "the fast reader declined a plain archive"
-    assert _summary(fast) == _summary(_slow(path))
+    """Pickle bytes as zipfile reads them; loadable exactly when torch loads the file."""
+    ckpt = open_checkpoint(path)
+    with zipfile.ZipFile(path) as zf:
+        for blob in ckpt.pickles:
+            if "!/" not in blob.member:
+                assert bytes(blob.data) == zf.read(blob.member), blob.member
+    scan = scan_file(path, TorchRules.from_installed())
+    assert scan.loadable == _torch_loads(path), scan.reasons()
 
 
 def _members(path: Path) -> list[tuple[str, bool]]:
@@ -139,13 +136,16 @@ def test_torch_save_without_crc32_is_readable(tmp_path: Path) -> None:
     ckpt = open_checkpoint(path)
     assert [(b.member, b.main) for b in ckpt.pickles] == [("nocrc/data.pkl", True)]
     assert ckpt.problems == []
+    assert scan_file(path, TorchRules.from_installed()).loadable
 
 
 # --- member names ----------------------------------------------------------------------
 
 
 def test_upper_case_data_pkl_is_the_main_pickle(tmp_path: Path) -> None:
-    # torch finds records case-insensitively; the first match is what it unpickles.
+    # torch finds records case-insensitively; of two spellings, miniz's sorted
+    # search decides which one it unpickles (the first here; test_ziparchive.py
+    # checks the search against torch on many orders).
     path = tmp_path / "upper.pt"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/DATA.PKL", pickle.dumps({"a": 1}, protocol=2))
@@ -155,6 +155,7 @@ def test_upper_case_data_pkl_is_the_main_pickle(tmp_path: Path) -> None:
     assert ckpt.format == "torch-zip"
     assert _members(path) == [("archive/DATA.PKL", True), ("archive/Data.pkl", False)]
     assert ckpt.problems == []
+    assert torch.load(path, weights_only=True) == {"a": 1}
     _agree(path)
 
 
@@ -163,12 +164,8 @@ def test_upper_case_data_pkl_prediction_matches_torch(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/DATA.PKL", pickle.dumps({"a": 1}, protocol=2))
         zf.writestr("archive/version", b"3\n")
-    try:
-        torch.load(path, weights_only=True)
-        torch_loads = True
-    except RuntimeError:
-        torch_loads = False
-    assert torch_loads == (open_checkpoint(path).problems == [])
+    assert open_checkpoint(path).problems == []
+    _agree(path)
 
 
 def test_non_ascii_member_names(tmp_path: Path) -> None:
@@ -185,20 +182,28 @@ def test_prefix_comes_from_the_first_member(tmp_path: Path, saved: Path) -> None
     path = _repack(saved, tmp_path / "reordered.pt", first=(("other/version", b"3\n"),))
     ckpt = open_checkpoint(path)
     assert _members(path) == [("model/data.pkl", False)]
-    assert ckpt.problems == [
+    assert ckpt.problems[0].startswith(
+        "members outside the archive's folder other/: model/data.pkl, model/"
+    )
+    assert ckpt.problems[1] == (
         "no other/data.pkl in the archive (torch reads only that name, in any letter "
         "case; found model/data.pkl)"
-    ]
+    )
     _agree(path)
-    with pytest.raises(RuntimeError):  # "file in archive is not in a subdirectory other/"
+    with pytest.raises(RuntimeError, match="not in a subdirectory other/"):
         torch.load(path, weights_only=True)
 
 
-def test_top_level_data_pkl(tmp_path: Path) -> None:
+def test_top_level_data_pkl_is_collected_but_torch_reads_no_root_member(tmp_path: Path) -> None:
     path = tmp_path / "flat.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("data.pkl", pickle.dumps([1, 2], protocol=2))
-    assert _members(path) == [("data.pkl", True)]
+    assert _members(path) == [("data.pkl", False)]
+    assert (
+        open_checkpoint(path)
+        .problems[0]
+        .startswith("file in archive is not in a subdirectory: data.pkl")
+    )
     _agree(path)
 
 
@@ -313,30 +318,31 @@ def test_zip64_central_directory(tmp_path: Path) -> None:
     _agree(path)
 
 
-# --- archives the fast reader leaves to zipfile -----------------------------------------
+# --- archives zipfile and torch read differently -------------------------------------
 
 
-def test_signature_inside_a_name_falls_back(tmp_path: Path, saved: Path) -> None:
+def test_signature_inside_a_name(tmp_path: Path, saved: Path) -> None:
     path = _repack(saved, tmp_path / "sig.pt", extra=(("model/PK\x01\x02.bin", b"x"),))
-    assert _fast(path) is None
     assert _members(path) == [("model/data.pkl", True)]
+    _agree(path)
 
 
-def test_end_record_signature_in_comment_falls_back(tmp_path: Path, saved: Path) -> None:
+def test_end_record_signature_in_comment(tmp_path: Path, saved: Path) -> None:
+    # Both miniz and zipfile take the last end-record signature for the record.
     path = _repack(saved, tmp_path / "eocd_in_comment.pt")
     with zipfile.ZipFile(path, "a") as zf:
         zf.comment = b"PK\x05\x06 looks like an end record"
-    assert _fast(path) is None
-    # zipfile takes the comment's signature for the record, as before the fast reader.
     assert _error(path).startswith("corrupt or truncated zip archive (")
+    assert not _torch_loads(path)
 
 
-def test_bzip2_member_falls_back_to_zipfile(tmp_path: Path, saved: Path) -> None:
+def test_bzip2_members_are_scanned_but_torch_refuses_them(tmp_path: Path, saved: Path) -> None:
     path = _repack(saved, tmp_path / "bz2.pt", compression=zipfile.ZIP_BZIP2)
-    assert _fast(path) is None
     ckpt = open_checkpoint(path)
     with zipfile.ZipFile(saved) as zf:
         assert bytes(ckpt.pickles[0].data) == zf.read("model/data.pkl")
+    assert any("compression method 12" in p for p in ckpt.problems)
+    _agree(path)
 
 
 def _set_flag_bits(path: Path, member: str, bits: int) -> None:
@@ -358,22 +364,23 @@ def _set_flag_bits(path: Path, member: str, bits: int) -> None:
 def test_encrypted_member_is_unreadable(tmp_path: Path, saved: Path) -> None:
     path = _repack(saved, tmp_path / "encrypted.pt")
     _set_flag_bits(path, "model/data.pkl", 0x1)
-    assert _fast(path) is None
     with pytest.raises(UnreadableCheckpointError, match=r"cannot read zip member model/data\.pkl"):
         open_checkpoint(path)
+    assert not _torch_loads(path)
 
 
-def test_local_header_name_mismatch_is_unreadable(tmp_path: Path, saved: Path) -> None:
+def test_local_header_name_is_ignored_as_torch_ignores_it(tmp_path: Path, saved: Path) -> None:
     path = _repack(saved, tmp_path / "mismatch.pt")
     raw = bytearray(path.read_bytes())
     at = raw.index(b"PK\x03\x04")  # the first local header is data.pkl's
     assert raw[at + 30 : at + 44] == b"model/data.pkl"
-    raw[at + 30 : at + 44] = b"model/DATA.pkl"
+    raw[at + 30 : at + 44] = b"model/DATA.xyz"
     path.write_bytes(bytes(raw))
-    assert _fast(path) is None
-    with pytest.raises(UnreadableCheckpointError, match="cannot read zip member") as info:
-        open_checkpoint(path)
-    assert "\n" not in str(info.value)
+    with pytest.raises(zipfile.BadZipFile, match="differ"):  # zipfile refuses it...
+        zipfile.ZipFile(path).read("model/data.pkl")
+    assert torch.load(path, weights_only=True)["step"] == 3  # ...torch does not
+    assert _members(path) == [("model/data.pkl", True)]
+    assert scan_file(path, TorchRules.from_installed()).loadable
 
 
 # --- other containers ----------------------------------------------------------------------

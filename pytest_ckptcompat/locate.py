@@ -22,7 +22,6 @@ Neither torch nor numpy is imported here; they are only looked up in
 
 from __future__ import annotations
 
-import _compat_pickle
 import dataclasses
 import enum
 import functools
@@ -36,6 +35,7 @@ from typing import Any, Final
 
 from .compare import attr_path, display_path, index_path, key_path
 from .scan.machine import TypeResolver, analyze
+from .scan.names import dtype_class_code, numpy_spellings, py3_name
 
 __all__ = ["describe_location", "locate_globals"]
 
@@ -118,20 +118,14 @@ def describe_location(name: str, paths: list[str]) -> str:
 
 def _canonical(name: str) -> str:
     """One spelling per global, so names from any writer compare equal."""
-    module, _, attr = name.rpartition(".")
     # Protocol 2 writes Python 2 names (`__builtin__ set`); read them as
     # Python 3's unpickler does.
-    if (module, attr) in _compat_pickle.NAME_MAPPING:
-        module, attr = _compat_pickle.NAME_MAPPING[(module, attr)]
-    elif module in _compat_pickle.IMPORT_MAPPING:
-        module = _compat_pickle.IMPORT_MAPPING[module]
-    # numpy < 1.25 spells dtype classes `numpy.dtype[float64]`: use this numpy's name.
-    if module == "numpy" and attr.startswith("dtype[") and attr.endswith("]"):
-        return _TYPES.dtype_class(attr[6:-1]) or name
+    name = py3_name(name)
+    # Any spelling of a numpy dtype class: this numpy's name for it.
+    if (code := dtype_class_code(name)) and name.startswith("numpy.dtype["):
+        return _TYPES.dtype_class(code) or name
     # numpy 2 moved numpy.core to numpy._core; pickles from either name the same thing.
-    if module == "numpy.core" or module.startswith("numpy.core."):
-        module = "numpy._core" + module[len("numpy.core") :]
-    return f"{module}.{attr}" if module else attr
+    return numpy_spellings(name)[-1]
 
 
 def _globals_in(data: bytes) -> set[str]:

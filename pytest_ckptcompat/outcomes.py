@@ -27,6 +27,7 @@ from . import torchcompat
 from .compare import deep_diff, format_mismatches, state_dict_report
 from .scan.allowlist import Allowlist
 from .scan.fixes import fix_for, render
+from .scan.names import is_numpy_dtype_class
 from .scan.rules import TorchRules
 from .scan.verdict import Verdict
 from .schemas import RecordDoc
@@ -152,7 +153,7 @@ def _exists_here(name: str) -> bool:
     file system), and a module that exists but is not imported yet counts as
     existing: "blocked" rather than "missing".
     """
-    if name.startswith("numpy.dtype") or "." not in name:
+    if is_numpy_dtype_class(name) or "." not in name:
         return True  # dtype classes are named by this numpy itself
     parts = name.split(".")
     for i in range(len(parts) - 1, 0, -1):

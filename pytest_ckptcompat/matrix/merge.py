@@ -39,7 +39,7 @@ from ..scan import releases
 from ..scan.fixes import Fix, FixTarget, fix_for_name
 from ..scan.names import is_numpy_2_only
 from ..schemas import MatrixDoc, MatrixFix, MatrixGlobal, MatrixOutcome, MatrixReader
-from ..vocab import OUTCOMES, status_rank
+from ..vocab import OUTCOMES, is_allowed, status_rank
 
 
 def read_json(path: Path, accepted: Sequence[str]) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def _before_tuple_form(tag: str) -> bool:
 
 def _fix_json(name: str, status: dict[str, str]) -> MatrixFix | None:
     """The fix for a global that some reader refuses, right on numpy 1 and 2."""
-    troubled = [r for r, s in status.items() if s in ("blocked", "missing")]
+    troubled = [r for r, s in status.items() if not is_allowed(s)]
     if not troubled:
         return None
     old_torch = sorted({r.split("-")[0] for r in troubled if _before_tuple_form(r)}, key=tag_key)

@@ -20,12 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..errors import SafeGlobalError
+from .names import dtype_class_code, other_numpy_spelling
 from .rules import TorchRules
 
 _ENTRY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*\.[A-Za-z_][\w\[\]]*$")
-_NUMPY_CORE = re.compile(r"^numpy\.(_?)core\.")
-_DTYPE_CLASS = re.compile(r"^numpy\.dtype\[(\w+)\]$")
-_DTYPES_MODULE = re.compile(r"^numpy\.dtypes\.(\w+)DType$")
 
 
 def parse_entry(entry: str, source: str) -> str:
@@ -51,25 +49,22 @@ def parse_entries(entries: Iterable[str], source: str) -> list[str]:
 
 def resolve(name: str) -> object:
     """Import the object an entry names (trusted: entries come from the project)."""
-    if m := _DTYPE_CLASS.match(name):  # numpy < 1.25 spells dtype classes like this
-        import numpy as np
-
-        return type(np.dtype(m.group(1)))
     candidates = [name]
-    if m := _NUMPY_CORE.match(name):
-        other = "numpy.core." if m.group(1) else "numpy._core."
-        candidates.append(other + name[m.end() :])
+    if other := other_numpy_spelling(name):
+        candidates.append(other)
     errors = []
     for candidate in candidates:
         try:
             return import_dotted(candidate)
         except (ImportError, AttributeError) as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
-    if m := _DTYPES_MODULE.match(name):  # numpy < 1.25 has no numpy.dtypes: same class
+    if code := dtype_class_code(name):
+        # `numpy.dtype[float64]` (numpy < 1.25) and `numpy.dtypes.Float64DType`
+        # (1.25+) are one class: the running numpy's, whatever it calls it.
         import numpy as np
 
         try:
-            return type(np.dtype(m.group(1).lower()))
+            return type(np.dtype(code))
         except TypeError:
             pass
     raise SafeGlobalError(f"{name} names nothing here ({errors[0]})")

@@ -13,14 +13,16 @@ Three rules, each closing a known way around a plain name list:
 - a *dotted* attribute (`posixpath` + `os.system`) walks from one object to
   another, as `pickle` resolves it for protocol 4+, so it can reach anything:
   always dangerous, whatever the module;
-- Python 2 spellings (`__builtin__`, `copy_reg`) are the same objects as
-  their Python 3 names (`pickle` maps them when it loads), so they are
-  judged by those names.
+- Python 2 spellings (`__builtin__.eval`, `urllib2.urlopen`) are the same
+  objects as their Python 3 names (`pickle` maps them when it loads), so they
+  are judged by those names (`names.py3_name`).
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from .names import py3_name
 
 # Whole modules whose every attribute is dangerous.
 _MODULES: Final = frozenset(
@@ -55,8 +57,6 @@ _NAMES: Final = frozenset(
         "functools.reduce", "functools.partial.__call__", "code.interact",
     }
 )  # fmt: skip
-# What `pickle` loads instead of a Python 2 module name (`_compat_pickle.IMPORT_MAPPING`).
-_PY2_MODULES: Final = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
 
 
 def is_dangerous(*names: str) -> bool:
@@ -74,8 +74,7 @@ def why_dangerous(module: str, attr: str) -> str:
 def _one(name: str) -> bool:
     if name.startswith("copyreg.extension."):
         return True  # an EXT code: whatever the reader's copyreg registry maps it to
-    head, _, rest = name.partition(".")
-    name = f"{_PY2_MODULES.get(head, head)}.{rest}" if rest else name
+    name = py3_name(name)  # what CPython's unpickler loads for a Python 2 name
     if name in _NAMES:
         return True
     module = name

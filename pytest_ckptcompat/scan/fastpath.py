@@ -36,6 +36,7 @@ from functools import lru_cache
 from typing import Final
 
 from .machine import GlobalRef, PickleFacts, TypeResolver
+from .names import numpy_spellings
 
 # Below this size the exact machine is already fast (~1 ms per 10 kB).
 FAST_MIN_BYTES: Final = 1 << 20
@@ -46,8 +47,9 @@ _FAST_NAMES: Final = frozenset(
         "builtins.frozenset", "builtins.complex", "builtins.bytearray", "builtins.slice",
         "builtins.range", "builtins.bytes", "torch.Size", "torch.device",
         "torch.serialization._get_layout", "torch.nn.parameter.Parameter", "numpy.dtype",
-        "numpy.ndarray", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-        "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
+        "numpy.ndarray",
+        *numpy_spellings("numpy.core.multiarray.scalar"),
+        *numpy_spellings("numpy.core.multiarray._reconstruct"),
     }
 )  # fmt: skip
 _FAST_PATTERN: Final = re.compile(
@@ -57,7 +59,7 @@ _FAST_PATTERN: Final = re.compile(
     r"|(u?int\d+|float\d+\w*|bfloat16|complex\d+|bool|half|double|cfloat|cdouble|"
     r"quint\w+|qint\w+|bits\w+|per_\w+|strided|sparse_\w+))$"
 )
-_RECONSTRUCT = ("numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct")
+_RECONSTRUCT = numpy_spellings("numpy.core.multiarray._reconstruct")
 
 # numpy dtype REDUCE arguments as CPython writes them: (code, False, True),
 # i.e. a string, maybe a memo PUT, then NEWFALSE NEWTRUE TUPLE3. That ending

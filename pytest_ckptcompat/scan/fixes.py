@@ -14,23 +14,19 @@ Two kinds of fix, both shown, the better one first where it exists:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .danger import is_dangerous
+from .names import dtype_class_code, numpy_core_rest, numpy_spellings, public_spelling
 from .rules import TorchRules
 from .verdict import Requirement
 
-_NUMPY_CORE = re.compile(r"^numpy\._?core\.(.+)$")
-_DTYPE_CLASS = re.compile(r"^numpy\.(?:dtypes\.(\w+)DType|dtype\[(\w+)\])$")
 _NP_CORE_LINE = '_np_core = np._core if int(np.__version__.split(".")[0]) >= 2 else np.core'
 
 # Better things to save, by global (prefix match on the name).
 _CHANGES: tuple[tuple[str, str], ...] = (
-    ("numpy.core.multiarray.scalar", "save a Python number: `float(x)` / `int(x)` / `x.item()`"),
     ("numpy._core.multiarray.scalar", "save a Python number: `float(x)` / `int(x)` / `x.item()`"),
-    ("numpy.core.multiarray._reconstruct", "save a tensor: `torch.from_numpy(array)`"),
     ("numpy._core.multiarray._reconstruct", "save a tensor: `torch.from_numpy(array)`"),
     ("numpy.ndarray", "save a tensor: `torch.from_numpy(array)`"),
     ("numpy.dtype", "comes with numpy arrays and scalars: save tensors / Python numbers"),
@@ -86,15 +82,15 @@ def fix_for_name(
     note: str = "",
 ) -> Fix:
     """The fix for the blocked global `name` (as torch looks it up) under `rules`'s torch."""
-    change = next((text for prefix, text in _CHANGES if name.startswith(prefix)), None)
+    either_numpy = numpy_spellings(name)[-1]  # the prefixes above use numpy 2's spelling
+    change = next((text for prefix, text in _CHANGES if either_numpy.startswith(prefix)), None)
     if dangerous or is_dangerous(name):
         # No "save X instead": a file naming it was not written by `torch.save` of data.
         return Fix(name, (), (), (), None, f"{name} can run code: never allowlist it")
     if not fixable:
         return Fix(name, (), (), (), change, note or f"torch {rules.version} cannot allowlist it")
-    if m := _NUMPY_CORE.match(name):
-        rest = m.group(1)
-        both = (f"numpy.core.{rest}", f"numpy._core.{rest}")
+    if rest := numpy_core_rest(name):
+        both = numpy_spellings(name)
         if rules.has_tuple_form:
             code = tuple(f'(_np_core.{rest}, "{spelling}")' for spelling in both)
             return Fix(name, both, code, ("import numpy as np", _NP_CORE_LINE), change)
@@ -107,33 +103,21 @@ def fix_for_name(
             f"torch {rules.version} has no (obj, name) form: this entry matches only files "
             "written by the same numpy major as the reader; torch >= 2.6 can match both",
         )
-    if m := _DTYPE_CLASS.match(name):
+    if dtype := dtype_class_code(name):
         # BUILD compares the class object itself, so `type(np.dtype(...))` is
         # right on every numpy, whatever the class is called there.
-        dtype_code = f'type(np.dtype("{_dtype_arg(m.group(1) or m.group(2))}"))'
+        dtype_code = f'type(np.dtype("{dtype}"))'
         return Fix(name, (name,), (dtype_code,), ("import numpy as np",), change)
     module, _, attr = name.rpartition(".")
     if module == "numpy":
         return Fix(name, (name,), (f"np.{attr}",), ("import numpy as np",), change)
     if module == "builtins":
         return Fix(name, (name,), (attr,), (), change)
-    public = _public_spelling(name)
+    public = public_spelling(name)
     if public != name and rules.has_tuple_form:
         pub_module = public.rpartition(".")[0]
         return Fix(name, (name,), (f'({public}, "{name}")',), (f"import {pub_module}",), change)
     return Fix(name, (name,), (public,), (f"import {public.rpartition('.')[0]}",), change)
-
-
-def _dtype_arg(spelled: str) -> str:
-    # `Float64DType` -> "float64"; `float64` (numpy < 1.25 spelling) stays.
-    return spelled.lower()
-
-
-def _public_spelling(name: str) -> str:
-    # Python 3.13 pickles paths as `pathlib._local.PosixPath`; import it as `pathlib.PosixPath`.
-    if name.startswith("pathlib._local."):
-        return "pathlib." + name.rsplit(".", 1)[1]
-    return name
 
 
 def render(fixes: Iterable[Fix], *, indent: str = "    ") -> str:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..errors import PickleFormatError
+from .names import numpy_spellings
 
 # Opcode bytes by name, from `pickletools` (the standard library's own
 # table). Module-level ints, because the loop below compares against them
@@ -210,11 +211,7 @@ _PARAMETER_REBUILDERS: Final = frozenset(
     {"torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"}
 )
 _RECONSTRUCTORS: Final = frozenset(
-    {
-        "numpy.core.multiarray._reconstruct",
-        "numpy._core.multiarray._reconstruct",
-        "copyreg._reconstructor",
-    }
+    {*numpy_spellings("numpy.core.multiarray._reconstruct"), "copyreg._reconstructor"}
 )
 
 

@@ -19,6 +19,7 @@ from ..vocab import Kind, Status
 from . import releases
 from .danger import is_dangerous, is_dangerous_global, why_dangerous
 from .machine import OPCODE_NAMES, PickleFacts
+from .names import is_numpy_dtype_class
 from .verdict import Obstacle, Requirement, Verdict
 
 # Types torch's BUILD accepts in every version, with no allowlist.
@@ -266,7 +267,7 @@ class TorchRules:
         note = ""
         if status == "allowed":
             note = f"default-allowed, but torch {self.version} only {kind}s user-allowlisted types"
-        elif type_name.startswith("numpy.dtype"):
+        elif is_numpy_dtype_class(type_name):
             note = "the numpy dtype class: checked at BUILD, never written as a GLOBAL"
         return [Requirement(type_name, kind, "blocked", is_dangerous(type_name), count, True, note)]
 

@@ -170,3 +170,25 @@ def test_nox_lists_exactly_the_cells_of_the_matrix_file():
     # The workflow sets up each cell's interpreter from these.
     assert {s["session"]: s["python"] for s in sessions} == {c.tag: c.python for c in matrix.cells}
     assert all(CELL_TAG in s["tags"] for s in sessions)
+
+
+def test_tests_workflow_runs_every_python_the_classifiers_claim():
+    import sys as _sys
+
+    if _sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    classifiers = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["classifiers"]
+    claimed = sorted(
+        c.rsplit(" ", 1)[1] for c in classifiers if re.fullmatch(r".*Python :: 3\.\d+", c)
+    )
+    text = (WORKFLOWS / "tests.yml").read_text(encoding="utf-8")
+    (listed,) = re.findall(r"^\s+python: \[(.*)\]$", text, re.M)
+    assert sorted(v.strip(' "') for v in listed.split(",")) == claimed
+    # Same lint and test commands as scripts/test, which README gives.
+    script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+    for command in ("ruff check", "ruff format --check", "mypy"):
+        assert command in text
+        assert command in script
+    assert "python -m pytest -n 2" in text

@@ -119,7 +119,8 @@ class Auditor:
 
     def _judge(self, site: LoadSite, f: Any) -> None:
         """Would the same bytes load under weights_only=True here? (static scan only)"""
-        from .scan.fixes import fix_for, render
+        from .project_config import first_party_packages
+        from .scan.fixes import advise
         from .scan.rules import TorchRules
         from .scan.scanner import scan_file
 
@@ -137,8 +138,8 @@ class Auditor:
         site.loadable = scan.loadable
         blocked = scan.verdict.troubles
         site.blocked = [r.lookup for r in blocked] + [o.message for o in scan.verdict.obstacles]
-        if blocked:
-            site.fix = render(fix_for(r, rules) for r in blocked)
+        if blocked or scan.verdict.obstacles:
+            site.fix = advise(scan.verdict, rules, first_party_packages(self.rootdir))
 
     def _call_site(self, frame: Any) -> tuple[str, str]:
         """(first frame outside torch, first project frame when the former is a package)."""

@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"ignore the {SAFE_GLOBALS_INI} ini key of the pytest configuration found here",
     )
+    scan.add_argument(
+        "--first-party",
+        action="append",
+        default=[],
+        metavar="PACKAGE",
+        help="a top-level package whose classes advice may suggest allowlisting (default: the "
+        "packages and modules beside the project's pytest configuration, and under src/)",
+    )
     lint = sub.add_parser(
         "lint",
         help="find torch.load calls that do not pass weights_only=True (static, never imports)",
@@ -117,19 +125,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
 
 
-def _allowlist_names(args: argparse.Namespace) -> list[str]:
-    from .project_config import find_ini, ini_lines
+def _project(args: argparse.Namespace) -> tuple[list[str], frozenset[str]]:
+    """The allowlist (options and the project's ini) and the project's first-party packages."""
+    from .project_config import find_ini, first_party_packages, ini_lines
     from .scan.allowlist import parse_entries
 
     names = parse_entries(args.safe_global, "--safe-global")
+    root = Path.cwd()
     if not args.no_project_config and (found := find_ini()):
         path, section = found
         names += parse_entries(ini_lines(section, SAFE_GLOBALS_INI), f"{path} ({SAFE_GLOBALS_INI})")
-    return names
+        root = path.parent
+    first_party = frozenset(args.first_party)
+    if not args.no_project_config:
+        first_party |= first_party_packages(root)
+    return names, first_party
 
 
 def _scan(args: argparse.Namespace) -> int:
-    names = _allowlist_names(args)
+    names, first_party = _project(args)
     try:
         from .scan.rules import TorchRules
 
@@ -155,7 +169,7 @@ def _scan(args: argparse.Namespace) -> int:
     else:
         from .scan.text import scan_text
 
-        print(scan_text(results, rules))
+        print(scan_text(results, rules, first_party))
     for result in results:
         if result.error:
             print(f"ckptcompat: error: {result.error}", file=sys.stderr)

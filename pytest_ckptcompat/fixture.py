@@ -11,6 +11,7 @@ import pytest
 from .errors import SafeGlobalError
 from .options import MARKER, SAFE_GLOBALS_INI
 from .outcomes import Compare, Record, load_outcome, torch_says, weights_only_load
+from .project_config import first_party_packages
 from .runstate import claims_dir, golden_root, run_state
 from .scan.allowlist import Allowlist, parse_entries, parse_entry, torch_key
 from .scan.rules import TorchRules
@@ -28,6 +29,7 @@ class CkptCompat:
         marker = request.node.get_closest_marker(MARKER)
         self._marker_safe, self.expect_blocked = _parse_marker(marker)
         self._ini_safe = parse_entries(config.getini(SAFE_GLOBALS_INI), f"ini {SAFE_GLOBALS_INI}")
+        self._first_party = first_party_packages(config.rootpath)
 
     def rules(self) -> TorchRules:
         """The installed torch's rules, read once per session (its own registrations read fresh)."""
@@ -157,7 +159,14 @@ class CkptCompat:
             if isinstance(payload, GoldenError):
                 record = Record(name, writer, tag, "error", str(payload))
             else:
-                res = load_outcome(payload, obj, rules=rules, allowlist=allowlist, compare=compare)
+                res = load_outcome(
+                    payload,
+                    obj,
+                    rules=rules,
+                    allowlist=allowlist,
+                    compare=compare,
+                    first_party=self._first_party,
+                )
                 record = Record(
                     name, writer, tag, res.outcome, res.message, res.blocked, res.missing, res.fix
                 )
@@ -279,7 +288,7 @@ class CkptCompat:
     ) -> str:
         from .environment import environment
         from .locate import locate_globals
-        from .scan.fixes import fix_for, render
+        from .scan.fixes import advise
 
         env = environment()
         lines = [
@@ -302,8 +311,8 @@ class CkptCompat:
             lines.append(
                 "(the static scan expected this to load: please report it to pytest-ckptcompat)"
             )
-        if blocked:
-            lines.append(render(fix_for(r, rules) for r in blocked))
+        if blocked or verdict.obstacles:
+            lines.append(advise(verdict, rules, self._first_party))
         return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from . import torchcompat
 from .compare import deep_diff, format_mismatches, state_dict_report
 from .scan.allowlist import Allowlist
-from .scan.fixes import fix_for, render
+from .scan.fixes import advise
 from .scan.names import is_numpy_dtype_class
 from .scan.rules import TorchRules
 from .scan.verdict import Verdict
@@ -79,6 +79,7 @@ def load_outcome(
     rules: TorchRules,
     allowlist: Allowlist,
     compare: Compare = "equal",
+    first_party: frozenset[str] = frozenset(),
 ) -> LoadResult:
     """Load `data` here under weights_only=True and classify it against `expected`."""
     from .scan.scanner import scan_bytes
@@ -90,7 +91,7 @@ def load_outcome(
     try:
         loaded = weights_only_load(data, allowlist)
     except Exception as exc:  # any failure of torch.load is the finding
-        return _classify_failure(exc, verdict, rules)
+        return _classify_failure(exc, verdict, rules, first_party)
     # It loaded, so torch allowed every name, whatever the scan predicted.
     statuses: dict[str, str] = {
         r.lookup: r.status if r.allowed else "allowed" for r in verdict.requirements
@@ -109,14 +110,16 @@ def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
             return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
-def _classify_failure(exc: BaseException, verdict: Verdict, rules: TorchRules) -> LoadResult:
+def _classify_failure(
+    exc: BaseException, verdict: Verdict, rules: TorchRules, first_party: frozenset[str]
+) -> LoadResult:
     message = torch_says(exc)
     blocked_reqs = verdict.troubles
     missing = [r.lookup for r in blocked_reqs if r.kind == "global" and not _exists_here(r.lookup)]
     blocked = [r.lookup for r in blocked_reqs if r.lookup not in missing]
     if isinstance(exc, (ModuleNotFoundError, AttributeError)) and not missing:
         missing = [str(getattr(exc, "name", "") or exc)]
-    fix = render(fix_for(r, rules) for r in blocked_reqs) if blocked_reqs else ""
+    fix = advise(verdict, rules, first_party) if blocked_reqs else ""
     statuses: dict[str, str] = {r.lookup: r.status for r in verdict.requirements}
     statuses |= dict.fromkeys(blocked, "blocked") | dict.fromkeys(missing, "missing")
     if missing:

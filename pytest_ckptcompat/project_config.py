@@ -60,3 +60,31 @@ def ini_lines(section: dict[str, object], key: str) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value]
     return []
+
+
+# Top-level files that are tooling, not the project's importable code.
+_TOOLING = frozenset({"setup", "noxfile", "conftest", "tasks", "fabfile", "manage"})
+
+
+def first_party_packages(root: Path) -> frozenset[str]:
+    """The project's own top-level packages and modules, under `root` and `root/src`.
+
+    Their classes are the ones advice may suggest allowlisting (the user's own
+    data classes); see `scan.plaindata.advice`.
+    """
+    names: set[str] = set()
+    for base in (root, root / "src"):
+        try:
+            children = list(base.iterdir())
+        except OSError:
+            continue
+        for child in children:
+            if child.suffix == ".py" and child.stem not in _TOOLING:
+                names.add(child.stem)
+                continue
+            try:
+                if (child / "__init__.py").is_file():
+                    names.add(child.name)
+            except OSError:  # a folder we may not look into is not the project's code
+                continue
+    return frozenset(n for n in names if n.isidentifier())

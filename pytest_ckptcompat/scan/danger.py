@@ -1,15 +1,20 @@
-"""Globals that can run code when a pickle is loaded ("dangerous").
+"""Globals that can run code, touch files or reach the network when a pickle is loaded.
 
 A global is dangerous when calling it, or constructing it, can execute
-arbitrary code, touch the file system or the network, or reach any other
-global (`getattr`, `__import__`). The list is deliberately wide: a false
-alarm costs a look, a miss costs a machine. Everything torch itself refuses
-is still reported as blocked; this flag only says *why* not to allowlist it.
+arbitrary code, run a command, read or write files, open connections, or
+reach any other global (`getattr`, `__import__`). The list is deliberately
+wide (a false alarm costs a look, a miss costs a machine) and is still only a
+list: advice never depends on it alone. `plaindata` says what may be
+allowlisted; everything else is "review", and a name here is never made
+loadable by any allowlist.
 
-Three rules, each closing a known way around a plain name list:
+Four rules, each closing a known way around a plain name list:
 
 - a whole module is dangerous when any of its attributes is (`os.*`,
   `importlib.*`, `marshal.*`, `runpy.*`, `mailcap.*`: picklescan#69, #74);
+- private helpers of otherwise harmless modules that run commands
+  (`uuid._get_command_stdout`, `_osx_support._read_output`: advisories
+  against picklescan in 2025) are listed by name or by private prefix;
 - a *dotted* attribute (`posixpath` + `os.system`) walks from one object to
   another, as `pickle` resolves it for protocol 4+, so it can reach anything:
   always dangerous, whatever the module;
@@ -24,65 +29,148 @@ from typing import Final
 
 from .names import py3_name
 
-# Whole modules whose every attribute is dangerous.
-_MODULES: Final = frozenset(
-    {
-        "os", "posix", "nt", "sys", "subprocess", "_posixsubprocess", "_winapi", "msvcrt",
-        "shutil", "socket", "_socket", "socketserver", "ctypes", "_ctypes", "importlib", "imp",
-        "_imp", "_frozen_importlib", "_frozen_importlib_external", "pkgutil", "zipimport",
-        "site", "runpy", "marshal", "code", "codeop", "pty", "commands", "popen2", "platform",
-        "multiprocessing", "concurrent", "threading", "_thread", "signal", "webbrowser",
-        "mailcap", "pydoc", "doctest", "cgi", "cgitb", "idlelib", "ensurepip", "venv",
-        "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "types",
-        "asyncio", "http", "urllib", "xmlrpc", "requests", "ftplib", "smtplib", "telnetlib",
-        "pdb", "bdb", "timeit", "trace", "profile", "cProfile", "tempfile", "glob",
-        "pip", "setuptools", "distutils", "sqlite3", "_io", "io", "operator", "_operator",
-        "logging.config", "yaml", "pandas.io.pickle", "numpy.testing", "numpy.f2py",
-        "numpy.distutils", "numpy.ctypeslib", "torch.hub", "torch.jit", "torch._C._jit",
-        "torch.ops", "torch.package", "torch.fx", "torch.utils.cpp_extension",
-        "torch._inductor", "torch._dynamo", "torch.multiprocessing",
-    }
-)  # fmt: skip
+_COMMANDS: Final = "runs commands or code"
+_IMPORTS: Final = "imports or runs code by name"
+_FILES: Final = "reads or writes files"
+_NETWORK: Final = "opens network connections"
+_PICKLES: Final = "unpickles more data without restriction"
+_PROCESS: Final = "controls the process or the interpreter"
+
+# Whole modules whose every attribute is dangerous, and why.
+_MODULES: Final[dict[str, str]] = {
+    **dict.fromkeys(
+        (
+            "os", "posix", "nt", "subprocess", "_posixsubprocess", "_winapi", "msvcrt", "pty",
+            "commands", "popen2", "platform", "webbrowser", "mailcap", "pydoc", "_pyrepl",
+            "_aix_support", "_osx_support", "code", "codeop", "timeit", "trace", "profile",
+            "cProfile", "doctest", "pdb", "bdb", "idlelib", "tkinter", "_tkinter", "turtle",
+            "ctypes", "_ctypes", "cffi", "operator", "_operator", "types", "unittest",
+            "pytest", "_pytest", "test", "torch.utils.collect_env", "torch.utils.bottleneck",
+            "torch.testing._internal", "torch.fx", "torch._dynamo", "torch._inductor",
+            "torch.jit", "torch._C._jit", "torch.ops", "torch.library", "torch.classes",
+            "torch._export", "torch.export", "torch.utils.cpp_extension", "numpy.testing",
+            "numpy.f2py", "numpy.distutils", "numpy.ctypeslib", "pandas.core.computation",
+            "sympy.parsing", "jinja2", "mako", "IPython", "_interpreters", "interpreters",
+            "_xxsubinterpreters", "_interpqueues", "_interpchannels", "_testcapi",
+            "_testinternalcapi",
+        ),
+        _COMMANDS,
+    ),
+    **dict.fromkeys(
+        (
+            "importlib", "imp", "_imp", "_frozen_importlib", "_frozen_importlib_external",
+            "pkgutil", "zipimport", "runpy", "marshal", "site", "_sitebuiltins", "ensurepip",
+            "venv", "pip", "setuptools", "distutils", "zipapp", "py_compile", "compileall",
+        ),
+        _IMPORTS,
+    ),
+    **dict.fromkeys(
+        (
+            "shutil", "tempfile", "glob", "io", "_io", "fileinput", "linecache", "tarfile",
+            "zipfile", "shelve", "dbm", "sqlite3", "mmap", "fcntl", "pstats", "logging.config",
+            "logging.handlers", "torch.utils.tensorboard", "torch.onnx", "pandas.io",
+            "numpy.lib.npyio", "numpy.lib.format",
+        ),
+        _FILES,
+    ),
+    **dict.fromkeys(
+        (
+            "socket", "_socket", "socketserver", "ssl", "_ssl", "select", "selectors",
+            "asyncio", "asyncore", "asynchat", "smtpd", "http", "urllib", "urllib3", "requests",
+            "httpx", "aiohttp", "xmlrpc", "ftplib", "smtplib", "telnetlib", "imaplib",
+            "poplib", "nntplib", "wsgiref", "paramiko", "boto3", "botocore", "torch.hub",
+            "torch.distributed",
+        ),
+        _NETWORK,
+    ),
+    **dict.fromkeys(
+        (
+            "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "yaml",
+            "pandas.io.pickle", "torch.package",
+        ),
+        _PICKLES,
+    ),
+    **dict.fromkeys(
+        (
+            "sys", "signal", "resource", "multiprocessing", "concurrent", "threading",
+            "_thread", "torch.multiprocessing",
+        ),
+        _PROCESS,
+    ),
+}  # fmt: skip
 # Single names that are dangerous although their module is not.
-_NAMES: Final = frozenset(
-    {
-        "builtins.eval", "builtins.exec", "builtins.compile", "builtins.open",
-        "builtins.__import__", "builtins.getattr", "builtins.setattr", "builtins.delattr",
-        "builtins.globals", "builtins.locals", "builtins.vars", "builtins.breakpoint",
-        "builtins.input", "builtins.help", "builtins.apply", "builtins.execfile",
-        "builtins.file", "builtins.reload", "copyreg._reconstructor_unsafe", "numpy.load",
-        "numpy.lib.npyio.load", "numpy.fromfile", "numpy.lib.format.read_array",
-        "pandas.read_pickle", "torch.load", "torch.serialization.load", "torch.save",
-        "torch._utils._rebuild_from_type", "torch.storage._load_from_bytes",
-        "functools.reduce", "functools.partial.__call__", "code.interact",
-    }
-)  # fmt: skip
+_NAMES: Final[dict[str, str]] = {
+    **dict.fromkeys(
+        (
+            "builtins.eval", "builtins.exec", "builtins.compile", "builtins.breakpoint",
+            "builtins.input", "builtins.help", "builtins.apply", "builtins.execfile",
+            "builtins.reload", "builtins.exit", "builtins.quit", "functools.reduce",
+            "functools.partial.__call__", "pandas.eval", "sympy.sympify",
+            "copyreg._reconstructor_unsafe",
+        ),
+        _COMMANDS,
+    ),
+    **dict.fromkeys(
+        (
+            "builtins.__import__", "builtins.getattr", "builtins.setattr", "builtins.delattr",
+            "builtins.globals", "builtins.locals", "builtins.vars",
+        ),
+        _IMPORTS,
+    ),
+    **dict.fromkeys(
+        (
+            "builtins.open", "builtins.file", "codecs.open", "gzip.open", "gzip.GzipFile",
+            "bz2.open", "bz2.BZ2File", "lzma.open", "lzma.LZMAFile", "logging.FileHandler",
+            "logging.basicConfig", "numpy.load", "numpy.save", "numpy.savez",
+            "numpy.savez_compressed", "numpy.fromfile", "numpy.memmap", "numpy.loadtxt",
+            "numpy.genfromtxt", "pandas.read_csv", "torch.save",
+            "torch.serialization._open_file_like", "torch.serialization._open_zipfile_writer",
+        ),
+        _FILES,
+    ),
+    **dict.fromkeys(
+        (
+            "pandas.read_pickle", "torch.load", "torch.serialization.load",
+            "torch.serialization._load", "torch.serialization._legacy_load",
+            "torch._utils._rebuild_from_type", "torch.storage._load_from_bytes",
+        ),
+        _PICKLES,
+    ),
+}  # fmt: skip
+# Modules whose public names are plain data but whose private helpers run commands.
+_PRIVATE_HELPERS: Final[dict[str, str]] = {"uuid": _COMMANDS}
+# The one harmless name of a dangerous module (`types.FunctionType` builds code).
+_HARMLESS: Final = frozenset({"types.SimpleNamespace"})
 
 
 def is_dangerous(*names: str) -> bool:
     """True when any spelling in `names` (`module.name`) can run code when loaded."""
-    return any(_one(name) for name in names)
+    return any(_reason(name) for name in names)
 
 
 def why_dangerous(module: str, attr: str) -> str:
     """The reason to show beside a dangerous global (empty when it is not dangerous)."""
     if "." in attr:
         return f"the dotted attribute {attr!r} walks from {module} to other objects"
-    return "can run code" if _one(f"{module}.{attr}") else ""
+    return _reason(f"{module}.{attr}")
 
 
-def _one(name: str) -> bool:
+def _reason(name: str) -> str:
     if name.startswith("copyreg.extension."):
-        return True  # an EXT code: whatever the reader's copyreg registry maps it to
+        return "an EXT code: whatever the reader's copyreg registry maps it to"
     name = py3_name(name)  # what CPython's unpickler loads for a Python 2 name
+    if name in _HARMLESS:
+        return ""
     if name in _NAMES:
-        return True
-    module = name
-    while "." in module:
-        module = module.rsplit(".", 1)[0]
+        return _NAMES[name]
+    module, _, attr = name.rpartition(".")
+    if attr.startswith("_") and module in _PRIVATE_HELPERS:
+        return _PRIVATE_HELPERS[module]
+    while module:
         if module in _MODULES:
-            return True
-    return False
+            return _MODULES[module]
+        module = module.rpartition(".")[0]
+    return ""
 
 
 def is_dangerous_global(module: str, attr: str, *also: str) -> bool:

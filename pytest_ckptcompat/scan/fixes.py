@@ -5,11 +5,18 @@ Two kinds of fix, both shown, the better one first where it exists:
 - change what you save (`str(path)`, `vars(namespace)`, `float(np_scalar)`):
   the checkpoint then needs no allowlist anywhere;
 - allowlist it: the `ckpt_compat_safe_globals` entries and the
-  `torch.serialization.add_safe_globals([...])` code. numpy's `core` ->
-  `_core` rename means a file written under numpy 1 names
-  `numpy.core.multiarray.scalar` and under numpy 2 `numpy._core...`; torch
-  (2.6+) matches the names, not the objects, so the code registers the
-  running numpy's object under *both* names with the `(obj, "name")` form.
+  `torch.serialization.add_safe_globals([...])` code, printed only for names
+  `plaindata.advice` calls safe (reviewed plain data, or the project's own
+  classes); other names get "review before allowlisting" and no code, and a
+  dangerous name gets "never". numpy's `core` -> `_core` rename means a file
+  written under numpy 1 names `numpy.core.multiarray.scalar` and under numpy 2
+  `numpy._core...`; torch (2.6+) matches the names, not the objects, so the
+  code registers the running numpy's object under *both* names with the
+  `(obj, "name")` form.
+
+When no allowlist can make a file load (an obstacle only a different file
+fixes), or when it pickles whole objects (many classes of models and
+trainers), `advise` says so instead of listing entries nobody should paste.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .danger import is_dangerous
+from .danger import why_dangerous
 from .names import dtype_class_code, numpy_core_rest, numpy_spellings, public_spelling
+from .plaindata import REVIEW, Advice, advice
 from .rules import TorchRules
-from .verdict import Requirement
+from .verdict import Obstacle, Requirement, Verdict
 
 _NP_CORE_LINE = '_np_core = np._core if int(np.__version__.split(".")[0]) >= 2 else np.core'
 
@@ -56,6 +64,7 @@ class Fix:
     imports: tuple[str, ...]
     change: str | None  # a better thing to save, when there is one
     warning: str | None = None
+    advice: Advice = "allowlist"
 
 
 @dataclass(frozen=True)
@@ -66,10 +75,17 @@ class FixTarget:
     has_tuple_form: bool
 
 
-def fix_for(req: Requirement, rules: TorchRules | FixTarget) -> Fix:
+def fix_for(
+    req: Requirement, rules: TorchRules | FixTarget, first_party: frozenset[str] = frozenset()
+) -> Fix:
     """The fix for one blocked requirement under `rules`'s torch."""
     return fix_for_name(
-        req.lookup, rules, dangerous=req.dangerous, fixable=req.fixable, note=req.note
+        req.lookup,
+        rules,
+        dangerous=req.dangerous,
+        fixable=req.fixable,
+        note=req.note,
+        first_party=first_party,
     )
 
 
@@ -80,15 +96,23 @@ def fix_for_name(
     dangerous: bool = False,
     fixable: bool = True,
     note: str = "",
+    first_party: frozenset[str] = frozenset(),
 ) -> Fix:
     """The fix for the blocked global `name` (as torch looks it up) under `rules`'s torch."""
     either_numpy = numpy_spellings(name)[-1]  # the prefixes above use numpy 2's spelling
     change = next((text for prefix, text in _CHANGES if either_numpy.startswith(prefix)), None)
-    if dangerous or is_dangerous(name):
+    tier = "never" if dangerous else advice(name, first_party)
+    if tier == "never":
         # No "save X instead": a file naming it was not written by `torch.save` of data.
-        return Fix(name, (), (), (), None, f"{name} can run code: never allowlist it")
+        module, _, attr = name.rpartition(".")
+        why = why_dangerous(module, attr) or "named dangerous"
+        return Fix(
+            name, (), (), (), None, f"{name} can run code ({why}): never allowlist it", "never"
+        )
     if not fixable:
         return Fix(name, (), (), (), change, note or f"torch {rules.version} cannot allowlist it")
+    if tier == "review":
+        return Fix(name, (), (), (), change, None, "review")
     if rest := numpy_core_rest(name):
         both = numpy_spellings(name)
         if rules.has_tuple_form:
@@ -130,6 +154,10 @@ def render(fixes: Iterable[Fix], *, indent: str = "    ") -> str:
         lines += [f"{indent}{f.name}: {f.change}" for f in changes]
     # Fixes for both spellings of a numpy name share their code and notes: say each once.
     lines += [f"note: {w}" for w in dict.fromkeys(f.warning for f in fixes if f.warning)]
+    review = [f.name for f in fixes if f.advice == "review"]
+    if review:
+        lines.append(f"{REVIEW}; not advised here, as no one checked what they do:")
+        lines += [f"{indent}{name}" for name in dict.fromkeys(review)]
     allowable = [f for f in fixes if f.entries]
     if allowable:
         lines.append("or allowlist it, in pytest's ini (ckpt_compat_safe_globals):")
@@ -142,3 +170,50 @@ def render(fixes: Iterable[Fix], *, indent: str = "    ") -> str:
         lines += [f"{indent}    {c}," for c in dict.fromkeys(c for f in allowable for c in f.code)]
         lines.append(f"{indent}])")
     return "\n".join(lines)
+
+
+#: More classes than this, none of them reviewed: the file pickles whole objects.
+WHOLE_OBJECT_CLASSES = 8
+_WHOLE_OBJECT_PREFIXES = ("torch.nn.modules.", "torch.optim.", "torch.utils.data.")
+
+
+def advise(
+    verdict: Verdict,
+    rules: TorchRules | FixTarget,
+    first_party: frozenset[str] = frozenset(),
+    *,
+    indent: str = "    ",
+) -> str:
+    """The advice for a verdict that does not load: what to save, allowlist, or give up on."""
+    fixes = [fix_for(r, rules, first_party) for r in verdict.troubles]
+    hopeless = _no_allowlist_helps(verdict.obstacles)
+    unreviewed = [f for f in fixes if f.advice in ("review", "first-party")]
+    modules = [f for f in fixes if f.name.startswith(_WHOLE_OBJECT_PREFIXES)]
+    if hopeless or modules or len(unreviewed) > WHOLE_OBJECT_CLASSES:
+        lines = []
+        if hopeless:
+            lines.append(f"no allowlist makes this file load ({'; '.join(hopeless)}).")
+        if modules or len(unreviewed) > WHOLE_OBJECT_CLASSES:
+            examples = ", ".join(f.name for f in (modules or unreviewed)[:3])
+            lines.append(
+                f"It pickles whole objects ({len(unreviewed)} classes, e.g. {examples}): "
+                "save `model.state_dict()` (and optimizer.state_dict(), plain numbers and "
+                "strings) instead of the objects themselves, and load those into code that "
+                "builds the objects."
+            )
+        never = [f for f in fixes if f.advice == "never"]
+        lines += [f"note: {f.warning}" for f in never if f.warning]
+        return "\n".join(lines)
+    return render(fixes, indent=indent)
+
+
+def _no_allowlist_helps(obstacles: Iterable[Obstacle]) -> list[str]:
+    """The obstacles that no allowlist entry removes (the file itself must change)."""
+    return [o.message for o in obstacles if o.code in _HOPELESS]
+
+
+# Obstacle codes that mean: this file cannot load under weights_only, whatever is allowlisted.
+_HOPELESS = frozenset(
+    {"unsupported-opcode", "setitem-target", "append-target", "call-target", "persistent-id",
+     "build-target"}
+)  # fmt: skip

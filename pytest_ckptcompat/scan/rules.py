@@ -163,13 +163,17 @@ class TorchRules:
                 status, note = "missing", missing[ref.name]
             elif "." in ref.attr:
                 note = why_dangerous(ref.module, ref.attr)
+            dangerous = is_dangerous_global(ref.module, ref.attr, key)
+            if dangerous and status == "allowed-user":
+                # torch would call it: a file naming it is never called loadable.
+                status, fixable, note = "blocked", False, _ALLOWLISTED_DANGER
             global_status[ref.name] = status
             requirements.append(
                 Requirement(
                     ref.name,
                     "global",
                     status,
-                    is_dangerous_global(ref.module, ref.attr, key),
+                    dangerous,
                     ref.count,
                     fixable,
                     note,
@@ -253,6 +257,10 @@ class TorchRules:
         """A type that BUILD or NEWOBJ checks: is it accepted by this torch?"""
         release = self.release
         status = self.status(type_name, user_keys)
+        if status == "allowed-user" and is_dangerous(type_name):
+            return [
+                Requirement(type_name, kind, "blocked", True, count, False, _ALLOWLISTED_DANGER)
+            ]
         if status == "allowed-user" or (
             status == "allowed" and release >= releases.BUILD_DEFAULT_ALLOWED
         ):
@@ -270,6 +278,11 @@ class TorchRules:
         elif is_numpy_dtype_class(type_name):
             note = "the numpy dtype class: checked at BUILD, never written as a GLOBAL"
         return [Requirement(type_name, kind, "blocked", is_dangerous(type_name), count, True, note)]
+
+
+_ALLOWLISTED_DANGER = (
+    "allowlisted, but it can run code: torch would call it, so the file is never called loadable"
+)
 
 
 def _dedupe(requirements: list[Requirement]) -> list[Requirement]:

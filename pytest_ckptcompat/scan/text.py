@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .fixes import fix_for, render
+from .fixes import advise
 from .rules import TorchRules
 from .scanner import FileScan
 from .verdict import Requirement
@@ -25,7 +25,9 @@ def requirement_lines(reqs: Sequence[Requirement], indent: str = "  ") -> list[s
     return lines
 
 
-def scan_text(results: Sequence[FileScan], rules: TorchRules) -> str:
+def scan_text(
+    results: Sequence[FileScan], rules: TorchRules, first_party: frozenset[str] = frozenset()
+) -> str:
     """The human-readable report of `ckptcompat scan`."""
     out: list[str] = []
     for res in results:
@@ -37,8 +39,7 @@ def scan_text(results: Sequence[FileScan], rules: TorchRules) -> str:
         out.append(f"{res.path}: {res.format}, {verdict} with torch {rules.version}{danger}")
         out += requirement_lines(res.verdict.requirements)
         out += [f"  {o.code}: {o.message}" for o in res.verdict.obstacles]
-        blocked = res.verdict.troubles
-        if blocked:
-            text = render([fix_for(r, rules) for r in blocked], indent="    ")
+        if res.verdict.troubles or res.verdict.obstacles:
+            text = advise(res.verdict, rules, first_party)
             out += ["  " + line for line in text.splitlines()]
     return "\n".join(out)

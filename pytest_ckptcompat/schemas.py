@@ -63,6 +63,7 @@ class ScanFile(TypedDict):
     reasons: list[str]
     pickles: list[str]
     error: str | None
+    notes: list[str]  # facts about how torch loads the file that do not stop it
 
 
 class ScanDoc(TypedDict):

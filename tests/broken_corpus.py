@@ -227,7 +227,7 @@ BROKEN: tuple[Broken, ...] = (
     Broken("binunicode8-2e63", ".pkl", huge_length(b"\x8d", 8, 2**63), "truncated"),
     Broken("binbytes8-2e63", ".pkl", huge_length(b"\x8e", 8, 2**63), "truncated"),
     Broken("bytearray8-2e63", ".pkl", huge_length(b"\x96", 8, 2**63, 5), "truncated"),
-    Broken("frame-2e63", ".pkl", huge_length(b"\x95", 8, 2**63), "truncated"),
+    Broken("frame-2e63", ".pkl", huge_length(b"\x95", 8, 2**63), "a FRAME at byte 2 that"),
     Broken("binunicode-4gib", ".pkl", huge_length(b"X", 4, 2**32 - 1, 2), "truncated"),
     Broken("binbytes-4gib", ".pkl", huge_length(b"B", 4, 2**32 - 1, 3), "truncated"),
     Broken("long4-2gib", ".pkl", huge_length(b"\x8b", 4, 2**31 - 1, 2), "truncated"),

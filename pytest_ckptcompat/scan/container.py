@@ -22,8 +22,10 @@ pickle's STOP are found by `scan`, which walks the pickles.)
 
 from __future__ import annotations
 
+import ast
 import mmap
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -32,7 +34,7 @@ from ..errors import PickleFormatError, UnreadableCheckpointError
 from .machine import PickleFacts, analyze
 from .ziparchive import LOCAL_SIG, TORCH_METHODS, Buffer, ZipArchive, ZipEntry, ZipError
 
-Format = Literal["torch-zip", "torchscript", "torch-legacy", "pickle"]
+Format = Literal["torch-zip", "torchscript", "torch-legacy", "pickle", "zip", "npz", "npy"]
 
 # torch's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -63,6 +65,9 @@ class Checkpoint:
     format: Format
     pickles: list[PickleBlob] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # why torch would refuse the container
+    # Parts that could not be read. Fatal unless something read elsewhere in
+    # the file can run code: a danger is reported whatever else is wrong.
+    errors: list[str] = field(default_factory=list)
 
 
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -115,7 +120,12 @@ def _checkpoint(shown: str, data: Buffer) -> Checkpoint:
                                     "not read it as a zip archive")  # fmt: skip
         return ckpt
     if data[: len(_LEGACY_MAGIC)] == _LEGACY_MAGIC:
-        return Checkpoint(shown, "torch-legacy", _legacy_pickles(shown, data))
+        return _legacy(shown, data)
+    if data[:6] == _NPY_MAGIC:
+        start = _npy_pickle_start(data)
+        if start is None:
+            raise UnreadableCheckpointError(shown, "a numpy .npy file: load it with numpy.load")
+        return Checkpoint(shown, "npy", [PickleBlob("<object array>", data, start)], [_NPY_NOTE])
     if data[0] not in _PICKLE_START:
         raise UnreadableCheckpointError(
             shown, f"not a checkpoint: starts with {bytes(data[:8])!r}, neither zip nor pickle"
@@ -164,8 +174,6 @@ def _reject_known_non_pickles(shown: str, head: bytes) -> None:
         )
     if head[8:10] == b'{"' and head[4:8] == b"\0\0\0\0":  # u64 header size, then JSON
         raise UnreadableCheckpointError(shown, "a safetensors file: load it with safetensors")
-    if head.startswith(b"\x93NUMPY"):
-        raise UnreadableCheckpointError(shown, "a numpy .npy file: load it with numpy.load")
     if _looks_like_onnx(head):
         raise UnreadableCheckpointError(
             shown, "an ONNX model, not a torch checkpoint: load it with onnx / onnxruntime"
@@ -176,27 +184,37 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
     try:
         archive = ZipArchive(data)
     except ZipError as exc:
-        raise UnreadableCheckpointError(
-            shown, f"corrupt or truncated zip archive ({exc})"
-        ) from None
+        problem = f"corrupt or truncated zip archive ({exc})"
+        raise UnreadableCheckpointError(shown, problem) from None
     if not archive.entries:
         raise UnreadableCheckpointError(shown, "an empty zip archive")
     layout = zip_layout(archive)
-    pickles = _zip_pickles(shown, archive, "", 0, layout.main)
-    if not pickles:
-        kind = (
-            "an npz archive"
-            if any(e.raw.endswith(b".npy") for e in archive.entries)
-            else ("a zip archive")
-        )
+    ckpt = Checkpoint(shown, _zip_format(archive, layout), problems=[*archive.refusals])
+    ckpt.pickles = _zip_pickles(archive, "", 0, layout, ckpt.errors)
+    if not ckpt.pickles and not ckpt.errors:
+        kind = "an npz archive" if ckpt.format == "npz" else "a zip archive"
         raise UnreadableCheckpointError(shown, f"{kind} without any pickle, not a torch checkpoint")
-    torchscript = any(p.member.rsplit("/", 1)[-1] == "constants.pkl" for p in pickles)
-    return Checkpoint(
-        shown,
-        "torchscript" if torchscript else "torch-zip",
-        pickles,
-        [*archive.refusals, *layout.problems],
-    )
+    if ckpt.format in ("torch-zip", "torchscript"):
+        ckpt.problems += layout.problems
+    elif ckpt.format == "npz":
+        ckpt.problems.append(_NPY_NOTE)
+    else:
+        ckpt.problems.append(
+            "a zip archive that is not a torch checkpoint (no <folder>/data.pkl): torch.load "
+            "refuses it; its pickles are scanned for what they would run"
+        )
+    return ckpt
+
+
+def _zip_format(archive: ZipArchive, layout: ZipLayout) -> Format:
+    names = [e.raw.lower() for e in archive.entries if not e.is_dir]
+    if any(n.rsplit(b"/", 1)[-1] == b"constants.pkl" for n in names):
+        return "torchscript"
+    if layout.main is not None or any(n.rsplit(b"/", 1)[-1] == b"data.pkl" for n in names):
+        return "torch-zip"
+    if names and all(n.endswith(b".npy") for n in names):
+        return "npz"
+    return "zip"
 
 
 @dataclass(frozen=True)
@@ -272,31 +290,54 @@ def _is_pickle_name(entry: ZipEntry) -> bool:
     return entry.name.lower().endswith(".pkl")
 
 
+# Records torch.save writes that are never pickles: not sniffed (a checkpoint
+# of 100,000 tensors has 100,000 `data/<n>` storages of raw bytes).
+_TORCH_RECORD = re.compile(
+    rb"[^/]+/(?:data/\d+|version|byteorder|\.format_version|\.storage_alignment|"
+    rb"\.data/version|\.data/serialization_id)"
+)
+
+
 def _zip_pickles(
-    shown: str, archive: ZipArchive, outer: str, depth: int, main: ZipEntry | None
+    archive: ZipArchive, outer: str, depth: int, layout: ZipLayout | None, errors: list[str]
 ) -> list[PickleBlob]:
-    """The main pickle, the other `.pkl` members, and the pickles of nested members."""
+    """Every pickle in the archive.
+
+    The main one, `.pkl` members, object arrays of `.npy` members, nested
+    archives, and any other member that starts like a pickle.
+    """
+    main = layout.main if layout else None
     pickles = []
     for entry in archive.entries:
+        if entry.is_dir:
+            continue
         low = entry.raw.lower()  # bytes: ASCII only, and fast; `_is_pickle_name` does the rest
-        if entry is main or low.endswith(b".pkl") or (b"\xe2" in low and _is_pickle_name(entry)):
-            try:
+        name = f"{outer}{entry.name}"
+        try:
+            if (
+                entry is main
+                or low.endswith(b".pkl")
+                or (b"\xe2" in low and _is_pickle_name(entry))
+            ):
                 data = archive.read(entry)
-            except ZipError as exc:
-                if depth:  # a broken nested archive is its own business, not this file's
-                    continue
-                raise UnreadableCheckpointError(shown, f"cannot read zip member {exc}") from None
-            pickles.append(
-                PickleBlob(f"{outer}{entry.name}", data, main=entry is main, optional=depth > 0)
-            )
-        elif low.endswith(_NESTED_BYTES) and depth < _MAX_DEPTH and not entry.is_dir:
-            pickles += _nested(shown, archive, entry, f"{outer}{entry.name}", depth + 1)
+                pickles.append(PickleBlob(name, data, main=entry is main, optional=depth > 0))
+            elif low.endswith(b".npy"):
+                pickles += _npy_member(archive, entry, name)
+            elif low.endswith(_NESTED_BYTES) and depth < _MAX_DEPTH:
+                pickles += _nested(archive, entry, name, depth + 1)
+            elif not _TORCH_RECORD.fullmatch(entry.raw):
+                head = archive.head(entry, 1)
+                if head and head[0] in _PICKLE_START:
+                    # Under another name (`data.txt`), a pickle is still a pickle
+                    # to whoever calls pickle.load on it.
+                    pickles.append(PickleBlob(name, archive.read(entry), optional=True))
+        except ZipError as exc:
+            if not depth:  # a broken nested archive is its own business, not this file's
+                errors.append(f"cannot read zip member {exc}")
     return pickles
 
 
-def _nested(
-    shown: str, archive: ZipArchive, entry: ZipEntry, name: str, depth: int
-) -> list[PickleBlob]:
+def _nested(archive: ZipArchive, entry: ZipEntry, name: str, depth: int) -> list[PickleBlob]:
     """The pickles in one member that may be an archive or a pickle itself."""
     head = archive.head(entry, 4)
     try:
@@ -304,18 +345,74 @@ def _nested(
             window = archive.window(entry)
             # A stored archive is read in place; a deflated one is inflated (bounded).
             inner = ZipArchive(*window) if window else ZipArchive(archive.read(entry))
-            return _zip_pickles(shown, inner, f"{name}!/", depth, None)
+            return _zip_pickles(inner, f"{name}!/", depth, None, [])
         if head[:1] and head[0] in _PICKLE_START:
             return [PickleBlob(name, archive.read(entry), optional=True)]
-    except (ZipError, UnreadableCheckpointError):
+    except ZipError:
         pass  # not an archive after all, or a broken one: data, as torch sees it
     return []
 
 
-def _legacy_pickles(shown: str, data: Buffer) -> list[PickleBlob]:
-    # Each pickle's end is only known by walking it; the storages after the
-    # fifth pickle are never touched.
-    blobs, pos = [], 0
+# --- numpy .npy / .npz: object arrays are pickles -------------------------------------
+
+_NPY_MAGIC: Final = b"\x93NUMPY"
+_NPY_NOTE: Final = (
+    "numpy data, not a torch checkpoint: torch.load refuses it, and "
+    "numpy.load(allow_pickle=True) unpickles its object arrays"
+)
+_MAX_NPY_HEADER: Final = 1 << 20
+
+
+def _npy_pickle_start(data: Buffer, start: int = 0) -> int | None:
+    """Where the pickle of an object-dtype .npy starts; None for any other array.
+
+    The header is a Python literal (`{'descr': '|O', ...}`), read with
+    `ast.literal_eval` as numpy itself reads it: literals only, nothing runs.
+    """
+    major = data[start + 6] if len(data) > start + 6 else 0
+    width = 2 if major == 1 else 4
+    at = start + 8
+    size = int.from_bytes(data[at : at + width], "little")
+    if size > _MAX_NPY_HEADER or at + width + size > len(data):
+        return None
+    text = bytes(data[at + width : at + width + size]).decode("latin-1")
+    try:
+        header = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(header, dict) or not _has_object(header.get("descr")):
+        return None
+    return at + width + size
+
+
+def _has_object(descr: object) -> bool:
+    if isinstance(descr, str):
+        return descr.lstrip("<>|=").startswith("O")
+    if isinstance(descr, (list, tuple)):
+        return any(_has_object(part) for part in descr)
+    return False
+
+
+def _npy_member(archive: ZipArchive, entry: ZipEntry, name: str) -> list[PickleBlob]:
+    if archive.head(entry, 6) != _NPY_MAGIC:
+        return []
+    data = archive.read(entry)
+    start = _npy_pickle_start(data)
+    return [] if start is None else [PickleBlob(f"{name} (object array)", data, start)]
+
+
+# --- torch's legacy format -----------------------------------------------------------------
+
+
+def _legacy(shown: str, data: Buffer) -> Checkpoint:
+    """The five pickles of a pre-1.6 file, as far as they can be read.
+
+    Each pickle's end is only known by walking it; the storages after the
+    fifth pickle are never touched. A pickle that cannot be read ends the
+    list: what came before is still judged (and reported if it runs code).
+    """
+    ckpt = Checkpoint(shown, "torch-legacy")
+    pos = 0
     for role in _LEGACY_PICKLES:
         try:
             facts = analyze(data, pos)
@@ -323,12 +420,13 @@ def _legacy_pickles(shown: str, data: Buffer) -> list[PickleBlob]:
             partial = exc.partial
             if isinstance(partial, PickleFacts) and partial.globals:
                 # What it named before the bad byte may run code: `scan`
-                # walks it again and judges that (it stops the file there).
-                blobs.append(PickleBlob(role, data, start=pos, main=role == "data"))
-                return blobs
-            raise UnreadableCheckpointError(
-                shown, f"legacy torch file, {role} pickle: {exc}"
-            ) from None
-        blobs.append(PickleBlob(role, data, start=pos, main=role == "data", facts=facts))
+                # walks it again and judges that.
+                ckpt.pickles.append(PickleBlob(role, data, start=pos, main=role == "data"))
+            else:
+                ckpt.errors.append(f"legacy torch file, {role} pickle: {exc}")
+            break
+        ckpt.pickles.append(PickleBlob(role, data, start=pos, main=role == "data", facts=facts))
         pos = facts.end
-    return blobs
+    if not ckpt.pickles:
+        raise UnreadableCheckpointError(shown, ckpt.errors[0])
+    return ckpt

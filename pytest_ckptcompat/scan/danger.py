@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .names import py3_name
+from .names import DYNAMIC_GLOBAL, py3_name
 
 _COMMANDS: Final = "runs commands or code"
 _IMPORTS: Final = "imports or runs code by name"
@@ -158,6 +158,8 @@ def why_dangerous(module: str, attr: str) -> str:
 def _reason(name: str) -> str:
     if name.startswith("copyreg.extension."):
         return "an EXT code: whatever the reader's copyreg registry maps it to"
+    if name.startswith(DYNAMIC_GLOBAL):
+        return "its name is computed while loading: it can be any global at all"
     name = py3_name(name)  # what CPython's unpickler loads for a Python 2 name
     if name in _HARMLESS:
         return ""

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..errors import PickleFormatError
-from .names import numpy_spellings
+from .names import DYNAMIC_GLOBAL, numpy_spellings
 
 # Opcode bytes by name, from `pickletools` (the standard library's own
 # table). Module-level ints, because the loop below compares against them
@@ -188,6 +188,9 @@ class PickleFacts:
     setitems: Counter[str] = field(default_factory=Counter)
     persistent_ids: Counter[str] = field(default_factory=Counter)
     ext_codes: set[int] = field(default_factory=set)
+    # FRAMEs that declare more bytes than the pickle has: pickle's C reader
+    # stops there, its pure-Python reader reads on (and so does this walk).
+    short_frames: list[tuple[int, int]] = field(default_factory=list)  # (offset, missing)
 
 
 # What REDUCE of a known callable produces, when that is not "an instance of
@@ -322,7 +325,11 @@ def analyze(
 
     def fail(message: str) -> PickleFormatError:
         facts.end = pos
-        return PickleFormatError(f"{message} at byte {pos}", partial=facts)
+        message = f"{message} at byte {pos}"
+        if facts.short_frames:
+            offset, missing = facts.short_frames[0]
+            message += f", after a FRAME at byte {offset} that declares {missing:,} bytes too many"
+        return PickleFormatError(message, partial=facts)
 
     def need(k: int) -> None:
         if pos + k > n:
@@ -378,7 +385,8 @@ def analyze(
         except ValueError:
             raise fail("invalid string data") from None
 
-    def name_of(value: object) -> str:
+    def name_of(value: object) -> str | None:
+        """A STACK_GLOBAL operand's text; None when it is not a string constant."""
         if isinstance(value, str):
             return value
         if isinstance(value, LongStr):
@@ -386,7 +394,7 @@ def analyze(
                 return value.text(data)
             except ValueError:
                 raise fail("invalid string data") from None
-        raise fail("STACK_GLOBAL needs two strings")
+        return None
 
     while True:
         if pos >= n:
@@ -550,7 +558,15 @@ def analyze(
         elif op == STACK_GLOBAL:
             attr_v = pop()
             module_v = pop()
-            push_global(name_of(module_v), name_of(attr_v), "STACK_GLOBAL", at)
+            module_s, attr_s = name_of(module_v), name_of(attr_v)
+            if module_s is None or attr_s is None:
+                # `pickle` takes any two strings, including ones a call just
+                # returned (say, after a BUILD rewrote a module's attributes):
+                # whatever it names, the file decides at load time.
+                parts = [type_name_of(v) for v in (module_v, attr_v)]
+                push_global(DYNAMIC_GLOBAL, f"from {parts[0]} and {parts[1]}", "STACK_GLOBAL", at)
+            else:
+                push_global(module_s, attr_s, "STACK_GLOBAL", at)
         elif op == OBJ:
             items = pop_mark()
             if not items:
@@ -628,9 +644,11 @@ def analyze(
             need(8)
             size = int.from_bytes(data[pos : pos + 8], "little")
             pos += 8
-            # pickle reads the whole frame first and fails on a short one;
-            # the frame's opcodes are then walked like any others.
-            need(size)
+            # pickle's C reader reads the whole frame first and fails on a short
+            # one; its pure-Python reader reads what there is and goes on, so
+            # the walk goes on too: what follows is what that reader runs.
+            if pos + size > n:
+                facts.short_frames.append((at, pos + size - n))
         elif op == NEXT_BUFFER:
             stack.append(T_BUFFER)
         elif op == READONLY_BUFFER:

@@ -16,6 +16,9 @@ import _compat_pickle
 import re
 from typing import Final
 
+#: The module of a global whose name the pickle computes at load time (STACK_GLOBAL
+#: of values that are not string constants): it can name anything.
+DYNAMIC_GLOBAL: Final = "<computed at load time>"
 NUMPY_1_CORE: Final = "numpy.core."
 NUMPY_2_CORE: Final = "numpy._core."
 _NUMPY_CORE = re.compile(r"^numpy\.(_?)core\.(.+)$")

@@ -19,7 +19,7 @@ from ..vocab import Kind, Status
 from . import releases
 from .danger import is_dangerous, is_dangerous_global, why_dangerous
 from .machine import OPCODE_NAMES, PickleFacts
-from .names import is_numpy_dtype_class
+from .names import DYNAMIC_GLOBAL, is_numpy_dtype_class
 from .verdict import Obstacle, Requirement, Verdict
 
 # Types torch's BUILD accepts in every version, with no allowlist.
@@ -157,6 +157,9 @@ class TorchRules:
             elif ref.module == "copyreg.extension":
                 status, fixable = "blocked", False
                 note = "EXT code: resolved by the reader's copyreg registry, not named in the file"
+            elif ref.module == DYNAMIC_GLOBAL:
+                status, fixable = "blocked", False
+                note = "STACK_GLOBAL of values computed while loading: no allowlist names it"
             elif status == "blocked" and key in _NEEDS_IMPORT:
                 note = f"allowed once `import {_NEEDS_IMPORT[key]}` has run"
             elif status == "blocked" and ref.name in missing:
@@ -183,6 +186,16 @@ class TorchRules:
 
         for type_name, count in facts.builds.items():
             if type_name in _ALWAYS_BUILDABLE:
+                continue
+            if type_name.startswith("<class or function "):
+                # Setting attributes on a class or function rewrites code that
+                # every later load (of anything) runs.
+                requirements.append(
+                    Requirement(
+                        f"BUILD on {type_name}", "build", "blocked", True, count, False,
+                        "sets attributes of a class or function: it rewrites code others run",
+                    )
+                )  # fmt: skip
                 continue
             if type_name.startswith("<"):
                 obstacles.append(
@@ -233,6 +246,14 @@ class TorchRules:
                         f"persistent id {kind} ({count}x): torch only loads 'storage' ids",
                     )
                 )
+        for offset, missing_bytes in facts.short_frames:
+            obstacles.append(
+                Obstacle(
+                    "malformed",
+                    f"FRAME at byte {offset} declares {missing_bytes} more bytes than the pickle "
+                    "has (pickle's pure-Python reader reads on regardless)",
+                )
+            )
         for code, offset in sorted(facts.opcodes.items(), key=lambda item: item[1]):
             if code not in self.supported_opcodes:
                 opname = OPCODE_NAMES.get(code, f"0x{code:02x}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from .allowlist import Allowlist
 from .container import Checkpoint, PickleBlob, checkpoint_from_bytes, open_checkpoint
 from .fastpath import analyze_fast
 from .machine import PickleFacts, TypeResolver, analyze
+from .names import DYNAMIC_GLOBAL
 from .rules import TorchRules
 from .verdict import Obstacle, Requirement, Verdict
 
@@ -26,6 +28,7 @@ class FileScan:
     verdict: Verdict | None = None
     pickles: list[str] = field(default_factory=list)
     error: str | None = None
+    notes: list[str] = field(default_factory=list)  # facts about loading that are no obstacle
 
     @property
     def loadable(self) -> bool:
@@ -70,6 +73,7 @@ class FileScan:
             "reasons": self.reasons() if not self.loadable else [],
             "pickles": self.pickles,
             "error": self.error,
+            "notes": self.notes,
         }
 
 
@@ -142,13 +146,16 @@ def _judge(
 ) -> FileScan:
     requirements: dict[str, Requirement] = {}
     obstacles: list[Obstacle] = [Obstacle("format", p) for p in ckpt.problems]
-    if ckpt.format == "torchscript" and rules.refuses_torchscript:
-        obstacles.append(
-            Obstacle(
-                "format",
-                f"a TorchScript archive: torch {rules.version} refuses weights_only=True on it",
-            )
-        )
+    notes: list[str] = []
+    torchscript = ckpt.format == "torchscript"
+    if torchscript:
+        # torch.load hands a TorchScript archive to torch.jit.load: the
+        # weights_only unpickler never reads it, on any torch.
+        if rules.refuses_torchscript:
+            obstacles.append(Obstacle("torchscript", _TORCHSCRIPT.format(rules.version)))
+        else:
+            notes.append(_TORCHSCRIPT_OLD.format(rules.version))
+    errors = list(ckpt.errors)
     members: list[str] = []
     queue = list(ckpt.pickles)
     while queue:
@@ -156,23 +163,25 @@ def _judge(
         malformed = None
         try:
             facts = walk(blob, rules, types)
+            if blob.optional and not _plausible(facts):
+                continue  # text that happens to parse (`class X:` starts with GLOBAL)
         except PickleFormatError as exc:
             partial = exc.partial if isinstance(exc.partial, PickleFacts) else None
             # A real unpickler runs everything before the bad byte: what it
             # would have called there is reported, whatever comes after.
-            if partial is None or not _names_danger(partial, rules):
-                if blob.optional:
-                    continue  # a member that is not a pickle after all
-                where = blob.member
-                if ckpt.format == "torch-legacy":
-                    where = f"legacy torch file, {blob.member} pickle"
-                raise UnreadableCheckpointError(ckpt.path, f"{where}: {exc}") from None
+            if partial is None or not _names_danger(partial, rules) or not _plausible(partial):
+                if not blob.optional:  # else: a member that is not a pickle after all
+                    where = blob.member
+                    if ckpt.format == "torch-legacy":
+                        where = f"legacy torch file, {blob.member} pickle"
+                    errors.append(f"{where}: {exc}")
+                continue
             facts, malformed = partial, str(exc)
         members.append(blob.member)
         # torch reads the main pickle (all five of a legacy file); the others
         # (other members, nested archives, pickles appended after a STOP)
         # matter for what they would run, not for loading.
-        counts = blob.main or ckpt.format == "torch-legacy"
+        counts = (blob.main or ckpt.format == "torch-legacy") and not torchscript
         _add_requirements(requirements, facts, blob, counts, rules, allowlist)
         if malformed is not None:
             obstacles.append(
@@ -187,12 +196,32 @@ def _judge(
             )
         if malformed is None and blob.facts is None and facts.end < len(blob.data):
             queue.append(_appended(blob, facts.end))
-    return FileScan(
-        ckpt.path,
-        ckpt.format,
-        Verdict(tuple(requirements.values()), tuple(obstacles)),
-        members,
-    )
+    if torchscript:  # the archive's own TorchScript helpers, resolved by torch.jit.load
+        requirements = {
+            k: r for k, r in requirements.items() if not r.name.startswith(_TORCHSCRIPT_OWN)
+        }
+    verdict = Verdict(tuple(requirements.values()), tuple(obstacles))
+    if errors:
+        # Unreadable, unless something that could be read runs code: that is
+        # reported whatever else is wrong with the file.
+        if not verdict.dangerous:
+            raise UnreadableCheckpointError(ckpt.path, errors[0])
+        more = tuple(Obstacle("unreadable", e) for e in errors)
+        verdict = Verdict(verdict.requirements, verdict.obstacles + more)
+    return FileScan(ckpt.path, ckpt.format, verdict, members, notes=notes)
+
+
+# Names a TorchScript archive's pickles hold for torch.jit.load's own unpickler.
+_TORCHSCRIPT_OWN = ("__torch__.", "torch.jit._pickle.")
+_TORCHSCRIPT = (
+    "a TorchScript archive: torch {} refuses torch.load(weights_only=True) on it; load it with "
+    "torch.jit.load (which runs the model's TorchScript code: trust its source)"
+)
+_TORCHSCRIPT_OLD = (
+    "a TorchScript archive: torch {}'s torch.load hands it to torch.jit.load whatever "
+    "weights_only says, so the weights_only unpickler never checks it (torch >= 2.6 refuses "
+    "it); load it with torch.jit.load, which runs the model's TorchScript code"
+)
 
 
 def _add_requirements(
@@ -219,6 +248,20 @@ def _add_requirements(
             requirements[req.name] = req
         else:
             requirements[req.name] = dataclasses.replace(prev, count=prev.count + req.count)
+
+
+# A name `pickle` could import: dotted identifiers (a text file parsed as a
+# protocol 0 pickle yields "globals" like `lass Linear(Module):`).
+_IMPORTABLE = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def _plausible(facts: PickleFacts) -> bool:
+    """Whether a member that only might be a pickle reads like one: every global importable."""
+    return all(
+        ref.module in (DYNAMIC_GLOBAL, "copyreg.extension")
+        or (_IMPORTABLE.match(ref.module) and _IMPORTABLE.match(ref.attr))
+        for ref in facts.globals.values()
+    )
 
 
 def _names_danger(facts: PickleFacts, rules: TorchRules) -> bool:

@@ -39,6 +39,7 @@ def scan_text(
         out.append(f"{res.path}: {res.format}, {verdict} with torch {rules.version}{danger}")
         out += requirement_lines(res.verdict.requirements)
         out += [f"  {o.code}: {o.message}" for o in res.verdict.obstacles]
+        out += [f"  note: {note}" for note in res.notes]
         if res.verdict.troubles or res.verdict.obstacles:
             text = advise(res.verdict, rules, first_party)
             out += ["  " + line for line in text.splitlines()]

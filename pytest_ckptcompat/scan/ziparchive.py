@@ -261,7 +261,7 @@ class ZipArchive:
         begin = at + _LOCAL.size + local[10] + local[11]
         finish = begin + entry.compressed
         if finish > self.start + self.size:
-            raise ZipError(f"{entry.name} lies past the end of the file (truncated?)")
+            raise ZipError(f"{entry.name}: lies past the end of the file (truncated?)")
         return begin, finish
 
     def read(self, entry: ZipEntry, limit: int = MAX_MEMBER_BYTES) -> bytes:
@@ -271,10 +271,10 @@ class ZipArchive:
         pickle in one would run must still be reported.
         """
         if entry.flags & _ENCRYPTED:
-            raise ZipError(f"{entry.name} is encrypted")
+            raise ZipError(f"{entry.name}: encrypted")
         if entry.size > limit:
             raise ZipError(
-                f"{entry.name} declares {entry.size:,} bytes "
+                f"{entry.name}: declares {entry.size:,} bytes "
                 f"(over {limit >> 30} GiB): refusing to inflate it"
             )
         begin, finish = self.data_span(entry)

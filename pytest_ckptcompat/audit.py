@@ -139,7 +139,7 @@ class Auditor:
         blocked = scan.verdict.troubles
         site.blocked = [r.lookup for r in blocked] + [o.message for o in scan.verdict.obstacles]
         if blocked or scan.verdict.obstacles:
-            site.fix = advise(scan.verdict, rules, first_party_packages(self.rootdir))
+            site.fix = advise(scan.verdict, first_party_packages(self.rootdir))
 
     def _call_site(self, frame: Any) -> tuple[str, str]:
         """(first frame outside torch, first project frame when the former is a package)."""

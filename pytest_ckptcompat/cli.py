@@ -17,6 +17,7 @@ from .errors import CkptCompatError
 from .options import SAFE_GLOBALS_INI
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+SNIPPET_FILE = "safe_globals.py"  # beside the matrix report: the allowlist every reader gets
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--write-baseline", metavar="FILE", help="write the baseline and exit 0")
     mode.add_argument("--current", metavar="TAG", help="the reader you run now (or a unique part)")
     gate.add_argument("--candidate", metavar="TAG", help="the reader you want to upgrade to")
+    check_fix = sub.add_parser(
+        "check-fix",
+        help="apply the matrix's allowlist snippet here and load every golden with plain torch",
+        description=f"Execute SNIPPET (the {SNIPPET_FILE} `ckptcompat report` writes, or any "
+        "allowlist code you would paste), then load every golden under GOLDENS with "
+        "torch.load(weights_only=True) and nothing else. Writes ckptcompat.fixcheck/1 JSON "
+        "(give it to `ckptcompat report` with the cell reports). Exit 0 when every golden "
+        "loads, 1 when one does not, 2 on bad input.",
+    )
+    check_fix.add_argument("snippet", metavar="SNIPPET", help="the allowlist code (a .py file)")
+    check_fix.add_argument("goldens", metavar="GOLDENS", help="the golden directory")
+    check_fix.add_argument("--out", metavar="FILE", help="write the JSON here (default: stdout)")
     return parser
 
 
@@ -119,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "gate":
             return _gate(args)
+        if args.command == "check-fix":
+            return _check_fix(args)
     except CkptCompatError as exc:
         print(f"ckptcompat: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -156,7 +171,7 @@ def _scan(args: argparse.Namespace) -> int:
     from .scan.allowlist import Allowlist
     from .scan.scanner import scan_file
 
-    allowlist = Allowlist.build(names, rules)
+    allowlist = Allowlist.build(names)
     results = [scan_file(Path(p), rules, allowlist) for p in args.paths]
     if args.json:
         doc = {
@@ -203,7 +218,7 @@ def _lint(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     # No torch import: merging runs anywhere, e.g. in a CI job without torch.
     from .golden import atomic_write
-    from .matrix.merge import merge_reports
+    from .matrix.merge import fix_verified_line, merge_reports
     from .matrix.render import html_page, junit, markdown, summary_line
 
     doc = merge_reports(Path(p) for p in args.reports)
@@ -214,10 +229,33 @@ def _report(args: argparse.Namespace) -> int:
         "matrix.json": json.dumps(doc, indent=2) + "\n",
         "junit.xml": junit(doc),
     }
+    if doc["fix"]["snippet"]:
+        # The allowlist every reader gets; `ckptcompat check-fix` applies it in a reader.
+        outputs[SNIPPET_FILE] = doc["fix"]["snippet"] + "\n"
     for name, text in outputs.items():
         atomic_write(out / name, text.encode("utf-8"))
-    print(f"{summary_line(doc)}\nwrote {', '.join(str(out / n) for n in outputs)}")
+    print(f"{summary_line(doc)}\n{fix_verified_line(doc)}")
+    print(f"wrote {', '.join(str(out / n) for n in outputs)}")
     return EXIT_OK
+
+
+def _check_fix(args: argparse.Namespace) -> int:
+    from .fixcheck import check_fix
+    from .golden import atomic_write
+
+    doc = check_fix(Path(args.snippet), Path(args.goldens))
+    failed = [r for r in doc["results"] if not r["loads"]]
+    text = json.dumps(doc, indent=2) + "\n"
+    if args.out:
+        atomic_write(Path(args.out), text.encode("utf-8"))
+    else:
+        print(text, end="")
+    print(
+        f"check-fix {doc['reader']['tag']}: {len(doc['results']) - len(failed)} of "
+        f"{len(doc['results'])} goldens load with {args.snippet} applied",
+        file=sys.stderr,
+    )
+    return EXIT_FOUND if failed else EXIT_OK
 
 
 def _gate(args: argparse.Namespace) -> int:

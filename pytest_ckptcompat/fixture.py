@@ -29,6 +29,7 @@ class CkptCompat:
         marker = request.node.get_closest_marker(MARKER)
         self._marker_safe, self.expect_blocked = _parse_marker(marker)
         self._ini_safe = parse_entries(config.getini(SAFE_GLOBALS_INI), f"ini {SAFE_GLOBALS_INI}")
+        run_state(config).allowlist = self._ini_safe
         self._first_party = first_party_packages(config.rootpath)
 
     def rules(self) -> TorchRules:
@@ -254,7 +255,7 @@ class CkptCompat:
                 names.append(parse_entry(entry, "roundtrip(safe_globals=...)"))
             else:
                 objects.append(entry)
-        allowlist = Allowlist.build(names, rules)
+        allowlist = Allowlist.build(names)
         for entry in objects:
             allowlist.entries.append(entry)
             if isinstance(entry, tuple):
@@ -312,7 +313,7 @@ class CkptCompat:
                 "(the static scan expected this to load: please report it to pytest-ckptcompat)"
             )
         if blocked or verdict.obstacles:
-            lines.append(advise(verdict, rules, self._first_party))
+            lines.append(advise(verdict, self._first_party, also=self._ini_safe))
         return "\n".join(lines)
 
 

@@ -119,7 +119,7 @@ def _classify_failure(
     blocked = [r.lookup for r in blocked_reqs if r.lookup not in missing]
     if isinstance(exc, (ModuleNotFoundError, AttributeError)) and not missing:
         missing = [str(getattr(exc, "name", "") or exc)]
-    fix = advise(verdict, rules, first_party) if blocked_reqs else ""
+    fix = advise(verdict, first_party) if blocked_reqs else ""
     statuses: dict[str, str] = {r.lookup: r.status for r in verdict.requirements}
     statuses |= dict.fromkeys(blocked, "blocked") | dict.fromkeys(missing, "missing")
     if missing:

@@ -57,6 +57,7 @@ def report_doc(state: RunState) -> ReportDoc:
         "written": sorted(state.written, key=lambda w: (w["artifact"], w["writer"])),
         "stale": state.stale,
         "load_sites": sorted(state.load_sites.values(), key=lambda s: s["site"]),
+        "allowlist": state.allowlist,
     }
 
 

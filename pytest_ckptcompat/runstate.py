@@ -38,6 +38,7 @@ class RunState:
     partial: bool = False  # deselection, -k, node ids, -x: never call goldens unused
     stale: list[StaleDoc] = field(default_factory=list)
     load_sites: dict[str, LoadSiteDoc] = field(default_factory=dict)  # the runtime audit
+    allowlist: list[str] = field(default_factory=list)  # the project's ini allowlist
 
     def add_load_sites(self, sites: list[LoadSiteDoc]) -> None:
         """Merge audited torch.load call sites (deduplicated by site and decision)."""
@@ -67,6 +68,7 @@ class RunState:
                 "produced": sorted(self.produced),
                 "partial": self.partial,
                 "load_sites": list(self.load_sites.values()),
+                "allowlist": self.allowlist,
             }
         )
 
@@ -79,6 +81,7 @@ class RunState:
         self.produced |= set(data["produced"])
         self.partial |= data["partial"]
         self.add_load_sites(data["load_sites"])
+        self.allowlist = self.allowlist or data["allowlist"]
 
 
 STATE: pytest.StashKey[RunState] = pytest.StashKey()

@@ -13,6 +13,7 @@ it absent), never renamed: a change of meaning is a new schema id.
 | `ckptcompat.baseline/1` | `ckptcompat gate --write-baseline` | `ckptcompat gate --baseline` |
 | `ckptcompat.lint/1` | `ckptcompat lint --json` | you |
 | `ckptcompat.golden/1` | `--ckpt-compat-update` (metadata beside each golden) | `--ckpt-compat` |
+| `ckptcompat.fixcheck/1` | `ckptcompat check-fix` (the snippet applied) | `ckptcompat report` |
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MATRIX: Final = "ckptcompat.matrix/1"
 BASELINE: Final = "ckptcompat.baseline/1"
 LINT: Final = "ckptcompat.lint/1"
 GOLDEN: Final = "ckptcompat.golden/1"
+FIXCHECK: Final = "ckptcompat.fixcheck/1"
 
 
 # --- ckptcompat.scan/1 ---------------------------------------------------------------
@@ -154,6 +156,7 @@ class ReportDoc(TypedDict):
     written: list[WrittenDoc]
     stale: list[StaleDoc]
     load_sites: list[LoadSiteDoc]
+    allowlist: list[str]  # the project's ini allowlist in this run (ckpt_compat_safe_globals)
 
 
 # --- ckptcompat.matrix/1 -------------------------------------------------------------
@@ -215,6 +218,40 @@ class MatrixDoc(TypedDict):
     outcomes: list[MatrixOutcome]
     globals: list[MatrixGlobal]
     counts: dict[str, int]
+    allowlist: list[str]  # the project's own allowlist, as its cells reported it
+    fix: MatrixFixCheck
+
+
+# --- ckptcompat.fixcheck/1 -----------------------------------------------------------
+
+
+class FixCheckResult(TypedDict):
+    """One golden loaded by plain torch with the snippet applied."""
+
+    artifact: str
+    writer: str
+    loads: bool
+    error: str
+
+
+class FixCheckDoc(TypedDict):
+    """`ckptcompat.fixcheck/1`: one reader, every golden, the printed snippet applied."""
+
+    schema: str
+    created: str
+    reader: dict[str, Any]
+    snippet_sha256: str
+    results: list[FixCheckResult]
+
+
+class MatrixFixCheck(TypedDict):
+    """The matrix's snippet and what applying it did in each reader."""
+
+    snippet: str  # the code (also written as safe_globals.py beside the report)
+    sha256: str
+    # reader -> "verified" | "failed" | "not checked" | "stale" | "no allowlist (torch < 2.4)"
+    readers: dict[str, str]
+    failures: list[str]  # one line per golden that should load with the fix and did not
 
 
 # --- ckptcompat.baseline/1 -----------------------------------------------------------

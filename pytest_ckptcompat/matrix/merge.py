@@ -29,16 +29,25 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .. import schemas
 from .._version import __version__
-from ..environment import parse_tag, tag_key
+from ..environment import tag_key
 from ..errors import ReportError
+from ..golden import sha256
 from ..scan import releases
-from ..scan.fixes import Fix, FixTarget, fix_for_name
+from ..scan.fixes import Fix, fix_for_name, snippet
 from ..scan.names import is_numpy_2_only
-from ..schemas import MatrixDoc, MatrixFix, MatrixGlobal, MatrixOutcome, MatrixReader
+from ..schemas import (
+    FixCheckDoc,
+    MatrixDoc,
+    MatrixFix,
+    MatrixFixCheck,
+    MatrixGlobal,
+    MatrixOutcome,
+    MatrixReader,
+)
 from ..vocab import OUTCOMES, is_allowed, status_rank
 
 
@@ -63,10 +72,10 @@ class _Cell:
     path: Path
     reader: dict[str, Any]
     records: list[dict[str, Any]]
+    allowlist: list[str]
 
 
-def _read_cell(path: Path) -> _Cell:
-    doc = read_json(path, [schemas.REPORT])
+def _read_cell(path: Path, doc: dict[str, Any]) -> _Cell:
     reader, records = doc.get("reader"), doc.get("records")
     if not isinstance(reader, dict) or not isinstance(reader.get("tag"), str):
         raise ReportError(f"{path}: no reader environment (did the run check any artifact?)")
@@ -77,12 +86,37 @@ def _read_cell(path: Path) -> _Cell:
             raise ReportError(f"{path}: records[{i}] lacks artifact/writer/outcome/kind")
         if r["outcome"] not in OUTCOMES:
             raise ReportError(f"{path}: records[{i}]: unknown outcome {r['outcome']!r}")
-    return _Cell(path, reader, records)
+    allowlist = doc.get("allowlist", [])  # absent in reports of older plugins
+    if not isinstance(allowlist, list) or not all(isinstance(n, str) for n in allowlist):
+        raise ReportError(f"{path}: 'allowlist' is not a list of names")
+    return _Cell(path, reader, records, allowlist)
+
+
+def _fix_check(path: Path, doc: dict[str, Any]) -> FixCheckDoc:
+    reader, results = doc.get("reader"), doc.get("results")
+    if not isinstance(reader, dict) or not isinstance(reader.get("tag"), str):
+        raise ReportError(f"{path}: no reader environment")
+    if not isinstance(results, list) or not all(
+        isinstance(r, dict) and {"artifact", "writer", "loads", "error"} <= set(r) for r in results
+    ):
+        raise ReportError(f"{path}: 'results' is not a list of golden results")
+    return cast(FixCheckDoc, doc)
 
 
 def merge_reports(paths: Iterable[Path]) -> MatrixDoc:
-    """The `ckptcompat.matrix/1` document of these cell reports (one per reader)."""
-    cells = [_read_cell(Path(p)) for p in paths]
+    """The `ckptcompat.matrix/1` document of these cell reports (one per reader).
+
+    `ckptcompat.fixcheck/1` files among them (`ckptcompat check-fix`) say
+    what the matrix's own fix did in each reader.
+    """
+    cells: list[_Cell] = []
+    checks: list[FixCheckDoc] = []
+    for path in map(Path, paths):
+        doc = read_json(path, [schemas.REPORT, schemas.FIXCHECK])
+        if doc["schema"] == schemas.FIXCHECK:
+            checks.append(_fix_check(path, doc))
+        else:
+            cells.append(_read_cell(path, doc))
     if not cells:
         raise ReportError("no cell reports given")
     seen: dict[str, Path] = {}
@@ -126,6 +160,7 @@ def merge_reports(paths: Iterable[Path]) -> MatrixDoc:
         outcomes.values(), key=lambda o: (o["artifact"], tag_key(o["writer"]), tag_key(o["reader"]))
     )
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    allowlist = list(dict.fromkeys(n for c in cells for n in c.allowlist))
     return {
         "schema": schemas.MATRIX,
         "plugin": __version__,
@@ -139,6 +174,8 @@ def merge_reports(paths: Iterable[Path]) -> MatrixDoc:
             for name in sorted(statuses, key=lambda n: (_global_rank(statuses[n]), n))
         ],
         "counts": {o: n for o, n in Counter(r["outcome"] for r in rows).items()},
+        "allowlist": allowlist,
+        "fix": _fix_check_summary(statuses, allowlist, rows, readers, checks),
     }
 
 
@@ -163,25 +200,13 @@ def _global_rank(status: dict[str, str]) -> int:
     return -max(status_rank(s) for s in status.values())
 
 
-def _before_tuple_form(tag: str) -> bool:
-    parts = parse_tag(tag)
-    return parts is not None and releases.release_of(parts["torch"]) < releases.TUPLE_FORM
-
-
 def _fix_json(name: str, status: dict[str, str]) -> MatrixFix | None:
     """The fix for a global that some reader refuses, right on numpy 1 and 2."""
     troubled = [r for r, s in status.items() if not is_allowed(s)]
     if not troubled:
         return None
-    old_torch = sorted({r.split("-")[0] for r in troubled if _before_tuple_form(r)}, key=tag_key)
-    fix = fix_for_name(name, FixTarget("2.6+", has_tuple_form=True))
+    fix = fix_for_name(name)
     notes = [fix.warning] if fix.warning else []
-    if old_torch and fix.entries and any(c.startswith("(") for c in fix.code):
-        notes.append(
-            f"{', '.join(old_torch)} (< 2.6) has no (obj, name) form: there, an allowlisted numpy "
-            "object matches only the spelling of the numpy it runs with, so files written under "
-            "the other numpy major stay blocked"
-        )
     missing = sorted((r for r, s in status.items() if s == "missing"), key=tag_key)
     if missing:
         notes.append(_missing_note(name, missing))
@@ -196,16 +221,99 @@ def _fix_json(name: str, status: dict[str, str]) -> MatrixFix | None:
     }
 
 
+def matrix_snippet(statuses: dict[str, dict[str, str]], allowlist: list[str]) -> Fix | None:
+    """The one allowlist every reader gets: what some reader refused, plus the project's own."""
+    troubled = [n for n, st in statuses.items() if any(not is_allowed(s) for s in st.values())]
+    fixes = [fix_for_name(n) for n in dict.fromkeys([*troubled, *allowlist])]
+    code = snippet(fixes)
+    if not code:
+        return None
+    entries = tuple(e for f in fixes for e in f.entries)
+    return Fix("<matrix>", entries, (code,), (), None)
+
+
+def _fix_check_summary(
+    statuses: dict[str, dict[str, str]],
+    allowlist: list[str],
+    rows: list[MatrixOutcome],
+    readers: list[MatrixReader],
+    checks: list[FixCheckDoc],
+) -> MatrixFixCheck:
+    """What the matrix's snippet did in each reader: verified, failed, or not checked."""
+    fix = matrix_snippet(statuses, allowlist)
+    code = fix.code[0] if fix else ""
+    digest = sha256(code.encode())
+    covered = set(fix.entries) if fix else set()
+    by_reader = {c["reader"]["tag"]: c for c in checks}
+    verdicts: dict[str, str] = {}
+    failures: list[str] = []
+    for reader in readers:
+        tag = reader["tag"]
+        torch = reader.get("torch") or ""
+        check = by_reader.get(tag)
+        if releases.release_of(torch) < releases.USER_ALLOWLIST:
+            verdicts[tag] = "no allowlist (torch < 2.4)"
+            continue
+        if check is None:
+            verdicts[tag] = "not checked"
+            continue
+        if check["snippet_sha256"] != digest:
+            verdicts[tag] = "stale (checked another snippet)"
+            continue
+        loads = {(r["artifact"], r["writer"]): r for r in check["results"]}
+        before = len(failures)
+        for row in rows:
+            if row["reader"] != tag or not _fix_should_load(row, covered):
+                continue
+            got = loads.get((row["artifact"], row["writer"]))
+            if got is None or not got["loads"]:
+                why = got["error"] if got else "the golden was not there to load"
+                failures.append(
+                    f"{tag}: {row['artifact']} written by {row['writer']} still fails with the "
+                    f"fix: {why}"
+                )
+        verdicts[tag] = "verified" if len(failures) == before else "failed"
+    return {"snippet": code, "sha256": digest, "readers": verdicts, "failures": failures}
+
+
+def _fix_should_load(row: MatrixOutcome, covered: set[str]) -> bool:
+    """Whether a load must succeed once the snippet is applied: its names are all in it."""
+    if row["outcome"] in ("ok", "mismatch"):
+        return True
+    names = row["blocked"] + row["missing"]
+    return row["outcome"] in ("blocked", "missing") and bool(names) and set(names) <= covered
+
+
+def fix_verified_line(doc: MatrixDoc) -> str:
+    """`fix verified on 3/4 readers (...)`: the one-line summary of the fix check."""
+    fix = doc.get("fix")
+    if not fix or not fix["snippet"]:
+        return "no allowlist fix needed"
+    verdicts = fix["readers"]
+    checked = {t: v for t, v in verdicts.items() if not v.startswith("no allowlist")}
+    ok = sum(v == "verified" for v in checked.values())
+    line = f"fix verified on {ok}/{len(checked)} readers"
+    others = sorted({v for v in checked.values() if v != "verified"})
+    if others:
+        line += (
+            " ("
+            + "; ".join(
+                f"{v}: {', '.join(t for t, x in checked.items() if x == v)}" for v in others
+            )
+            + ")"
+        )
+    return line
+
+
 def _missing_note(name: str, readers: list[str]) -> str:
     where = ", ".join(readers)
-    if is_numpy_2_only(name):
-        # Measured: torch >= 2.6 looks the name up in its allowlist and never
-        # imports numpy._core, so the (obj, name) entry loads these files even
-        # under numpy 1.25; older torch imports the module and cannot.
+    if is_numpy_2_only(name) and fix_for_name(name).code:
+        # Measured (torch 2.5.1 and 2.13): torch looks a global up in its
+        # allowlist and never imports its module, so the snippet's alias
+        # spelled `numpy._core...` loads these files even under numpy 1.25.
         return (
-            f"{where}: numpy < 1.26.1 has no numpy._core. On torch >= 2.6 the "
-            f'(obj, "{name}") entry above loads such files anyway; on older torch, readers '
-            "need numpy >= 1.26.1 (or save Python numbers and tensors instead)"
+            f"{where}: numpy < 1.26.1 has no numpy._core; the allowlist code above registers "
+            "this name anyway (an alias of numpy 1's object), and then these files load"
         )
     return f"{where}: {name} does not exist there"
 

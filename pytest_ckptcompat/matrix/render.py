@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from ..environment import parse_tag
 from ..scan.fixes import render as render_fixes
 from ..schemas import MatrixDoc, MatrixGlobal, MatrixOutcome
-from .merge import fix_notes, fix_of
+from .merge import fix_notes, fix_of, fix_verified_line
 
 _STATUS_MD = {
     "allowed": "✅ allowed",
@@ -88,8 +88,13 @@ def markdown(doc: MatrixDoc) -> str:
         out.append(f"| `{g['name']}` | " + " | ".join(cells) + f" | {_md(_fix_cell(g))} |")
     fixes = [f for f in (fix_of(g) for g in doc["globals"]) if f is not None]
     if fixes:
-        out += ["", "### How to fix", "", "```", render_fixes(fixes), "```", ""]
+        out += ["", "### How to fix", "", "```", render_fixes(fixes, code=False), "```", ""]
         out += [f"- {note}" for note in fix_notes(doc)]
+    snippet = doc.get("fix", {}).get("snippet")
+    if snippet:
+        out += ["", "### The allowlist, for every reader", "", fix_verified_line(doc) + "."]
+        out += [f"- {line}" for line in doc["fix"]["failures"]]
+        out += ["", "```python", snippet, "```", ""]
     out += ["", "## Writer x reader, per artifact", ""]
     out.append("Rows: the environment that wrote the golden; columns: the one that read it.")
     by_artifact = _grid(doc)
@@ -165,9 +170,16 @@ def html_page(doc: MatrixDoc) -> str:
     parts.append("</table>")
     fixes = [f for f in (fix_of(g) for g in doc["globals"]) if f is not None]
     if fixes:
-        parts += ["<h3>How to fix</h3>", f"<pre>{e(render_fixes(fixes))}</pre>", "<ul>"]
-        parts += [f"<li>{e(note)}</li>" for note in fix_notes(doc)]
-        parts.append("</ul>")
+        parts += ["<h3>How to fix</h3>", f"<pre>{e(render_fixes(fixes, code=False))}</pre>"]
+        parts += ["<ul>", *(f"<li>{e(note)}</li>" for note in fix_notes(doc)), "</ul>"]
+    snippet = doc.get("fix", {}).get("snippet")
+    if snippet:
+        parts += [
+            "<h3>The allowlist, for every reader</h3>",
+            f"<p>{e(fix_verified_line(doc))}.</p>",
+        ]
+        parts += ["<ul>", *(f"<li>{e(line)}</li>" for line in doc["fix"]["failures"]), "</ul>"]
+        parts.append(f"<pre>{e(snippet)}</pre>")
     parts.append("<h2>Writer x reader, per artifact</h2>")
     by_artifact = _grid(doc)
     for artifact in doc["artifacts"]:

@@ -1,10 +1,10 @@
 """Allowlist entries (`module.name`) from options, ini and markers, made real.
 
 An entry is a string as it stands in a pickle. To hand it to torch it must be
-resolved to an object; on torch >= 2.6 it is registered as `(obj, "name")`,
-so the key torch matches is exactly the entry (that is what makes one
-allowlist serve pickles written under numpy 1 *and* numpy 2). Older torch
-keys an entry by the object's own `__module__`, which we compute the same way.
+resolved to an object, registered so that the key torch matches is exactly
+the entry (`snippet.named`: the object itself, or an alias spelled like the
+entry), on every torch: that is what makes one allowlist serve pickles
+written under numpy 1 *and* numpy 2.
 
 `numpy.core.*` and `numpy._core.*` resolve to each other when only one exists
 here: listing both spellings is the portable fix, and it must not break the
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from ..errors import SafeGlobalError
 from .names import dtype_class_code, other_numpy_spelling
 from .rules import TorchRules
+from .snippet import named
 
 _ENTRY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*\.[A-Za-z_][\w\[\]]*$")
 
@@ -96,7 +97,7 @@ def torch_key(obj: object, rules: TorchRules) -> str:
 
 @dataclass
 class Allowlist:
-    """Entries resolved for one torch: what to register, and the keys it yields."""
+    """Entries resolved here: what to register with torch, and the keys it yields."""
 
     entries: list[object] = field(default_factory=list)  # for torch.serialization.safe_globals
     keys: frozenset[str] = frozenset()  # what GLOBAL lookups match
@@ -104,7 +105,7 @@ class Allowlist:
     missing: dict[str, str] = field(default_factory=dict)  # entry -> why it names nothing
 
     @classmethod
-    def build(cls, names: Iterable[str], rules: TorchRules) -> Allowlist:
+    def build(cls, names: Iterable[str]) -> Allowlist:
         """Resolve `names`; entries that name nothing here go to `missing`."""
         entries: list[object] = []
         keys: set[str] = set()
@@ -119,10 +120,8 @@ class Allowlist:
             types.add(
                 f"{getattr(obj, '__module__', 'builtins')}.{getattr(obj, '__qualname__', '')}"
             )
-            if rules.has_tuple_form:
-                entries.append((obj, name))
-                keys.add(name)
-            else:
-                entries.append(obj)
-                keys.add(torch_key(obj, rules))
+            # Keyed by the entry's own spelling on every torch (an alias where the
+            # object is spelled otherwise here: the snippet we print does the same).
+            entries.append(named(obj, name))
+            keys.add(name)
         return cls(entries, frozenset(keys), frozenset(types), missing)

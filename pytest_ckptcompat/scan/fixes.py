@@ -1,18 +1,14 @@
-"""The fix for each blocked global: a better object to save, or allowlist code for numpy 1 and 2.
+"""The fix for each blocked global: a better object to save, or allowlist code that always works.
 
 Two kinds of fix, both shown, the better one first where it exists:
 
 - change what you save (`str(path)`, `vars(namespace)`, `float(np_scalar)`):
   the checkpoint then needs no allowlist anywhere;
-- allowlist it: the `ckpt_compat_safe_globals` entries and the
-  `torch.serialization.add_safe_globals([...])` code, printed only for names
-  `plaindata.advice` calls safe (reviewed plain data, or the project's own
-  classes); other names get "review before allowlisting" and no code, and a
-  dangerous name gets "never". numpy's `core` -> `_core` rename means a file
-  written under numpy 1 names `numpy.core.multiarray.scalar` and under numpy 2
-  `numpy._core...`; torch (2.6+) matches the names, not the objects, so the
-  code registers the running numpy's object under *both* names with the
-  `(obj, "name")` form.
+- allowlist it: the `ckpt_compat_safe_globals` entries and one snippet
+  (`snippet.render_snippet`) that registers them on every torch from 2.4 and
+  with both numpy majors. Printed only for names `plaindata.advice` calls
+  safe (reviewed plain data, or the project's own classes); other names get
+  "review before allowlisting" and no code, and a dangerous name gets "never".
 
 When no allowlist can make a file load (an obstacle only a different file
 fixes), or when it pickles whole objects (many classes of models and
@@ -21,24 +17,38 @@ trainers), `advise` says so instead of listing entries nobody should paste.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .danger import why_dangerous
-from .names import dtype_class_code, numpy_core_rest, numpy_spellings, public_spelling
+from .names import (
+    dtype_class_code,
+    numpy_core_rest,
+    numpy_spellings,
+    public_spelling,
+    py3_name,
+)
 from .plaindata import REVIEW, Advice, advice
-from .rules import TorchRules
+from .snippet import NP_CORE, NP_CORE_LINE, render_snippet
 from .verdict import Obstacle, Requirement, Verdict
 
-_NP_CORE_LINE = '_np_core = np._core if int(np.__version__.split(".")[0]) >= 2 else np.core'
-
-# Better things to save, by global (prefix match on the name).
+# Better things to save, by global (prefix match on numpy 2's spelling of the name).
+# Each was checked against torch 2.5 and 2.13 (tests/scan/test_fixes.py).
 _CHANGES: tuple[tuple[str, str], ...] = (
     ("numpy._core.multiarray.scalar", "save a Python number: `float(x)` / `int(x)` / `x.item()`"),
-    ("numpy._core.multiarray._reconstruct", "save a tensor: `torch.from_numpy(array)`"),
-    ("numpy.ndarray", "save a tensor: `torch.from_numpy(array)`"),
+    (
+        "numpy._core.multiarray._reconstruct",
+        "save a tensor: `torch.from_numpy(array)` (for uint16/32/64 arrays, "
+        "`array.astype(np.int64)` first: torch < 2.6 cannot save unsigned tensors)",
+    ),
+    ("numpy.ndarray", "save a tensor: `torch.from_numpy(array)` (see _reconstruct)"),
     ("numpy.dtype", "comes with numpy arrays and scalars: save tensors / Python numbers"),
-    ("numpy.random", "save `rng.bit_generator.state` (a dict) instead of the generator"),
+    (
+        "numpy.random",
+        "save numpy's RNG state as plain values: `name, key, pos, has_gauss, gauss = "
+        "np.random.get_state()` and `key.tolist()` (restore with `np.random.set_state`)",
+    ),
     ("argparse.Namespace", "save `vars(namespace)` (a dict)"),
     ("pathlib.", "save `str(path)`"),
     ("builtins.set", "save `sorted(the_set)` (a list)"),
@@ -60,28 +70,17 @@ class Fix:
 
     name: str
     entries: tuple[str, ...]  # ini `ckpt_compat_safe_globals` entries; () = do not allowlist
-    code: tuple[str, ...]  # items of the `add_safe_globals([...])` list
-    imports: tuple[str, ...]
+    code: tuple[str, ...]  # items of the snippet's SAFE_GLOBALS list
+    imports: tuple[str, ...]  # the lines those items need
     change: str | None  # a better thing to save, when there is one
     warning: str | None = None
     advice: Advice = "allowlist"
 
 
-@dataclass(frozen=True)
-class FixTarget:
-    """The reader a fix is written for, when there is no installed torch to ask (the matrix)."""
-
-    version: str
-    has_tuple_form: bool
-
-
-def fix_for(
-    req: Requirement, rules: TorchRules | FixTarget, first_party: frozenset[str] = frozenset()
-) -> Fix:
-    """The fix for one blocked requirement under `rules`'s torch."""
+def fix_for(req: Requirement, first_party: frozenset[str] = frozenset()) -> Fix:
+    """The fix for one blocked requirement."""
     return fix_for_name(
         req.lookup,
-        rules,
         dangerous=req.dangerous,
         fixable=req.fixable,
         note=req.note,
@@ -91,14 +90,13 @@ def fix_for(
 
 def fix_for_name(
     name: str,
-    rules: TorchRules | FixTarget,
     *,
     dangerous: bool = False,
     fixable: bool = True,
     note: str = "",
     first_party: frozenset[str] = frozenset(),
 ) -> Fix:
-    """The fix for the blocked global `name` (as torch looks it up) under `rules`'s torch."""
+    """The fix for the blocked global `name` (as torch looks it up)."""
     either_numpy = numpy_spellings(name)[-1]  # the prefixes above use numpy 2's spelling
     change = next((text for prefix, text in _CHANGES if either_numpy.startswith(prefix)), None)
     tier = "never" if dangerous else advice(name, first_party)
@@ -106,46 +104,57 @@ def fix_for_name(
         # No "save X instead": a file naming it was not written by `torch.save` of data.
         module, _, attr = name.rpartition(".")
         why = why_dangerous(module, attr) or "named dangerous"
-        return Fix(
-            name, (), (), (), None, f"{name} can run code ({why}): never allowlist it", "never"
-        )
+        warning = f"{name} can run code ({why}): never allowlist it"
+        return Fix(name, (), (), (), None, warning, "never")
     if not fixable:
-        return Fix(name, (), (), (), change, note or f"torch {rules.version} cannot allowlist it")
+        return Fix(name, (), (), (), change, note or "no allowlist entry helps here")
     if tier == "review":
         return Fix(name, (), (), (), change, None, "review")
+    entries, code, imports = _allowlist_code(name)
+    return Fix(name, entries, code, imports, change, None, tier)
+
+
+def _allowlist_code(name: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The ini entries, snippet items and imports that allowlist `name` everywhere."""
     if rest := numpy_core_rest(name):
-        both = numpy_spellings(name)
-        if rules.has_tuple_form:
-            code = tuple(f'(_np_core.{rest}, "{spelling}")' for spelling in both)
-            return Fix(name, both, code, ("import numpy as np", _NP_CORE_LINE), change)
-        return Fix(
-            name,
-            both,
-            (f"_np_core.{rest}",),
-            ("import numpy as np", _NP_CORE_LINE),
-            change,
-            f"torch {rules.version} has no (obj, name) form: this entry matches only files "
-            "written by the same numpy major as the reader; torch >= 2.6 can match both",
-        )
+        spellings = numpy_spellings(name)
+        code = tuple(f'_named({NP_CORE}.{rest}, "{s}")' for s in spellings)
+        return spellings, code, ("import numpy as np", NP_CORE_LINE)
     if dtype := dtype_class_code(name):
-        # BUILD compares the class object itself, so `type(np.dtype(...))` is
-        # right on every numpy, whatever the class is called there.
-        dtype_code = f'type(np.dtype("{dtype}"))'
-        return Fix(name, (name,), (dtype_code,), ("import numpy as np",), change)
-    module, _, attr = name.rpartition(".")
+        # BUILD compares the class object itself: `type(np.dtype(...))` is that
+        # class on every numpy, whatever it is called there.
+        return (name,), (f'type(np.dtype("{dtype}"))',), ("import numpy as np",)
+    # The object under its Python 3 import path; the key as the pickle spells it.
+    public = public_spelling(py3_name(name))
+    module, _, attr = public.rpartition(".")
+    if public.startswith("pathlib."):
+        # Python 3.13 writes `pathlib._local.X`, older ones `pathlib.X`: both spellings.
+        spellings = (public, f"pathlib._local.{attr}")
+        return (name,), tuple(f'_named({public}, "{s}")' for s in spellings), ("import pathlib",)
     if module == "numpy":
-        return Fix(name, (name,), (f"np.{attr}",), ("import numpy as np",), change)
+        return (name,), (f'_named(np.{attr}, "{name}")',), ("import numpy as np",)
     if module == "builtins":
-        return Fix(name, (name,), (attr,), (), change)
-    public = public_spelling(name)
-    if public != name and rules.has_tuple_form:
-        pub_module = public.rpartition(".")[0]
-        return Fix(name, (name,), (f'({public}, "{name}")',), (f"import {pub_module}",), change)
-    return Fix(name, (name,), (public,), (f"import {public.rpartition('.')[0]}",), change)
+        return (name,), (f'_named({attr}, "{name}")',), ()
+    if module.startswith("numpy."):
+        return (name,), (f'_named({public}, "{name}")',), (f"import {module}", "import numpy as np")
+    return (name,), (f'_named({public}, "{name}")',), (f"import {module}",)
 
 
-def render(fixes: Iterable[Fix], *, indent: str = "    ") -> str:
-    """The fixes as text: better objects first, then ini entries and code to paste."""
+def snippet(fixes: Iterable[Fix], *, indent: str = "", readers: str = "") -> str:
+    """The allowlist code of these fixes ("" when none of them may be allowlisted)."""
+    allowable = [f for f in fixes if f.code]
+    if not allowable:
+        return ""
+    return render_snippet(
+        (c for f in allowable for c in f.code),
+        (i for f in allowable for i in f.imports),
+        indent=indent,
+        readers=readers,
+    )
+
+
+def render(fixes: Iterable[Fix], *, indent: str = "    ", code: bool = True) -> str:
+    """The fixes as text: better objects first, then ini entries and (`code`) the snippet."""
     fixes = list(fixes)
     lines: list[str] = []
     changes = [f for f in fixes if f.change]
@@ -161,14 +170,10 @@ def render(fixes: Iterable[Fix], *, indent: str = "    ") -> str:
     allowable = [f for f in fixes if f.entries]
     if allowable:
         lines.append("or allowlist it, in pytest's ini (ckpt_compat_safe_globals):")
-        entries = dict.fromkeys(e for f in allowable for e in f.entries)
-        lines += [f"{indent}{e}" for e in entries]
-        lines.append("and where your code calls torch.load:")
-        imports = dict.fromkeys(["import torch", *(i for f in allowable for i in f.imports)])
-        lines += [f"{indent}{i}" for i in imports]
-        lines.append(f"{indent}torch.serialization.add_safe_globals([")
-        lines += [f"{indent}    {c}," for c in dict.fromkeys(c for f in allowable for c in f.code)]
-        lines.append(f"{indent}])")
+        lines += [f"{indent}{e}" for e in dict.fromkeys(e for f in allowable for e in f.entries)]
+        if code:
+            lines.append("and where your code calls torch.load (torch >= 2.4, numpy 1 and 2):")
+            lines.append(snippet(allowable, indent=indent))
     return "\n".join(lines)
 
 
@@ -179,13 +184,17 @@ _WHOLE_OBJECT_PREFIXES = ("torch.nn.modules.", "torch.optim.", "torch.utils.data
 
 def advise(
     verdict: Verdict,
-    rules: TorchRules | FixTarget,
     first_party: frozenset[str] = frozenset(),
     *,
+    also: Iterable[str] = (),
     indent: str = "    ",
 ) -> str:
-    """The advice for a verdict that does not load: what to save, allowlist, or give up on."""
-    fixes = [fix_for(r, rules, first_party) for r in verdict.troubles]
+    """The advice for a verdict that does not load: what to save, allowlist, or give up on.
+
+    `also`: allowlist entries the project already has (its ini), put into the
+    snippet too, so code that loads outside pytest gets everything it needs.
+    """
+    fixes = [fix_for(r, first_party) for r in verdict.troubles]
     hopeless = _no_allowlist_helps(verdict.obstacles)
     unreviewed = [f for f in fixes if f.advice in ("review", "first-party")]
     modules = [f for f in fixes if f.name.startswith(_WHOLE_OBJECT_PREFIXES)]
@@ -204,6 +213,12 @@ def advise(
         never = [f for f in fixes if f.advice == "never"]
         lines += [f"note: {f.warning}" for f in never if f.warning]
         return "\n".join(lines)
+    have = {f.name for f in fixes}
+    fixes += [
+        dataclasses.replace(fix_for_name(n, first_party=first_party), change=None)
+        for n in also
+        if n not in have
+    ]
     return render(fixes, indent=indent)
 
 

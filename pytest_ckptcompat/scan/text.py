@@ -41,6 +41,6 @@ def scan_text(
         out += [f"  {o.code}: {o.message}" for o in res.verdict.obstacles]
         out += [f"  note: {note}" for note in res.notes]
         if res.verdict.troubles or res.verdict.obstacles:
-            text = advise(res.verdict, rules, first_party)
+            text = advise(res.verdict, first_party)
             out += ["  " + line for line in text.splitlines()]
     return "\n".join(out)

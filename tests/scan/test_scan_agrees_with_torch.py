@@ -59,7 +59,7 @@ def test_scan_agrees_with_torch(files, rules, case_id, protocol):
     # With exactly the names torch needed, both agree again.
     needed = list(truth.blocked)
     if needed and rules.has_user_allowlist:
-        allowlist = Allowlist.build(needed, rules)
+        allowlist = Allowlist.build(needed)
         assert not allowlist.missing
         with_allow = scan_file(path, rules, allowlist)
         assert with_allow.loadable == (truth.error is None), with_allow.reasons()

@@ -217,7 +217,7 @@ def _lint(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     # No torch import: merging runs anywhere, e.g. in a CI job without torch.
-    from .golden import atomic_write
+    from .files import atomic_write
     from .matrix.merge import fix_verified_line, merge_reports
     from .matrix.render import html_page, junit, markdown, summary_line
 
@@ -240,8 +240,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check_fix(args: argparse.Namespace) -> int:
+    from .files import atomic_write
     from .fixcheck import check_fix
-    from .golden import atomic_write
 
     doc = check_fix(Path(args.snippet), Path(args.goldens))
     failed = [r for r in doc["results"] if not r["loads"]]
@@ -259,7 +259,7 @@ def _check_fix(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from .golden import atomic_write
+    from .files import atomic_write
     from .matrix.gate import (
         against_baseline,
         baseline_of,

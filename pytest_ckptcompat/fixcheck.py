@@ -19,7 +19,8 @@ from pathlib import Path
 from . import schemas
 from .environment import environment
 from .errors import CkptCompatError
-from .golden import GoldenStore, sha256
+from .files import sha256
+from .golden import GoldenStore
 from .schemas import FixCheckDoc, FixCheckResult
 
 

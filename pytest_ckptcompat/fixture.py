@@ -142,7 +142,15 @@ class CkptCompat:
 
         sources: list[tuple[str, dict[str, Any], bytes | GoldenError]] = []
         if config.getoption("ckpt_compat"):
-            for golden in store.goldens(name):
+            stored = store.goldens(name)
+            if not stored:
+                # Green must not mean "nothing was compared": say how to write one.
+                pytest.fail(
+                    f"ckpt_compat.check({name!r}): no golden of this artifact under {root}: "
+                    "write this environment's with `pytest --ckpt-compat-update` (and commit it)",
+                    pytrace=False,
+                )
+            for golden in stored:
                 if "error" in golden.meta:
                     sources.append((golden.writer, {}, GoldenError(golden.meta["error"])))
                     continue

@@ -101,6 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     config.stash[STATE] = RunState(run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex))
     config.addinivalue_line("markers", MARKER_HELP)
+    config.pluginmanager.register(_Passed(config.stash[STATE]), "ckptcompat-passed")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "ckptcompat-xdist")
     if config.getoption("ckpt_compat_audit") or config.getoption("ckpt_compat"):
@@ -154,9 +155,31 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Node ids on the command line also make the run partial."""
-    if any("::" in arg for arg in session.config.args):
-        run_state(session.config).partial = True
+    """What was collected; node ids, --co, --lf or --sw on the command line make the run partial.
+
+    A golden is only ever called unused when the test that wrote it was
+    collected in a full run and passed without producing it (or is gone from
+    a file that was collected): `--lf` skips whole files, `--co` runs nothing.
+    """
+    config = session.config
+    state = run_state(config)
+    state.collected |= {item.nodeid for item in session.items}
+    options = ("collectonly", "lf", "stepwise", "stepwise_skip")
+    if any("::" in arg for arg in config.args) or any(
+        getattr(config.option, name, False) for name in options
+    ):
+        state.partial = True
+
+
+class _Passed:
+    """Collects the tests that passed (the controller sees every worker's reports)."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.passed:
+            self.state.passed.add(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -190,17 +213,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _find_stale(session: pytest.Session, state: RunState) -> None:
     from .golden import GoldenStore
 
+    config = session.config
+    files = {nodeid.split("::", 1)[0] for nodeid in state.collected}
     roots = {Path(p.split("::", 1)[0]) for p in state.produced}
-    option = session.config.getoption("ckpt_compat_dir") or session.config.getini(DIR_INI)
-    if not option:
-        roots |= {Path(item.path).parent / GOLDEN_FOLDER for item in session.items}
-    prune = session.config.getoption("ckpt_compat_prune")
+    if not (config.getoption("ckpt_compat_dir") or config.getini(DIR_INI)):
+        roots |= {(config.rootpath / f).parent / GOLDEN_FOLDER for f in files}
+    prune = config.getoption("ckpt_compat_prune")
     for root in sorted(roots):
         store = GoldenStore(root)
         for artifact in store.artifacts():
             if f"{root}::{artifact}" in state.produced:
                 continue
             for golden in store.goldens(artifact):
+                if not _unused(golden.meta.get("test"), state, files):
+                    continue
                 entry: StaleDoc = {
                     "artifact": artifact,
                     "writer": golden.writer,
@@ -209,6 +235,20 @@ def _find_stale(session: pytest.Session, state: RunState) -> None:
                 if prune:
                     entry["deleted"] = [str(p) for p in store.delete(golden)]
                 state.stale.append(entry)
+
+
+def _unused(test: object, state: RunState, files: set[str]) -> bool:
+    """Whether this run proves a golden unused: its test ran, passed and did not produce it.
+
+    Or its test is gone from a file this run collected (renamed or deleted).
+    A golden whose test was not collected (another file, `--ignore`, `--lf`),
+    or failed before producing anything, proves nothing and is kept.
+    """
+    if not isinstance(test, str) or "::" not in test:
+        return False  # no owner recorded: never judged
+    if test in state.collected:
+        return test in state.passed
+    return test.split("::", 1)[0] in files
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from . import schemas
 from ._version import __version__
-from .golden import atomic_write
+from .files import atomic_write
 from .outcomes import Record
 from .runstate import RunState
 from .schemas import LoadSiteDoc, ReportDoc
@@ -83,6 +83,7 @@ def summary_lines(state: RunState) -> list[str]:
             for r in sorted(by_writer[writer], key=lambda r: r.artifact):
                 names = ", ".join(r.blocked + r.missing)
                 lines.append(f"    {r.artifact}: {r.outcome}{f' ({names})' if names else ''}")
+    lines += _missing_writers(state)
     if state.written:
         lines.append(f"wrote {len(state.written)} golden(s) as {state.written[0]['writer']}")
     risky = [
@@ -110,6 +111,23 @@ def summary_lines(state: RunState) -> list[str]:
             "(--ckpt-compat-prune deleted these files):"
         )
         lines += [f"  {path}" for s in pruned for path in s.get("deleted", [])]
+    return lines
+
+
+def _missing_writers(state: RunState) -> list[str]:
+    """Artifacts that lack a golden from a writer the other artifacts have one from."""
+    writers: dict[str, set[str]] = {}
+    for r in state.records:
+        if r.kind == "golden":
+            writers.setdefault(r.artifact, set()).add(r.writer)
+    every = set().union(*writers.values()) if writers else set()
+    lines = []
+    for artifact, have in sorted(writers.items()):
+        if missing := sorted(every - have):
+            lines.append(
+                f"{artifact}: no golden from {', '.join(missing)} (the other artifacts have "
+                "one: did that environment's --ckpt-compat-update run this test?)"
+            )
     return lines
 
 

@@ -35,7 +35,9 @@ class RunState:
     written: list[WrittenDoc] = field(default_factory=list)
     produced: set[str] = field(default_factory=set)  # "<root>::<artifact>"
     claims: dict[str, str] = field(default_factory=dict)  # artifact path -> nodeid
-    partial: bool = False  # deselection, -k, node ids, -x: never call goldens unused
+    partial: bool = False  # deselection, -k, node ids, -x, --co, --lf: never call goldens unused
+    collected: set[str] = field(default_factory=set)  # node ids (merged from xdist workers)
+    passed: set[str] = field(default_factory=set)  # node ids whose call passed
     stale: list[StaleDoc] = field(default_factory=list)
     load_sites: dict[str, LoadSiteDoc] = field(default_factory=dict)  # the runtime audit
     allowlist: list[str] = field(default_factory=list)  # the project's ini allowlist
@@ -66,6 +68,7 @@ class RunState:
                 "records": [r.to_json() for r in self.records],
                 "written": self.written,
                 "produced": sorted(self.produced),
+                "collected": sorted(self.collected),
                 "partial": self.partial,
                 "load_sites": list(self.load_sites.values()),
                 "allowlist": self.allowlist,
@@ -79,6 +82,7 @@ class RunState:
         self.records += [Record(**r) for r in data["records"]]
         self.written += data["written"]
         self.produced |= set(data["produced"])
+        self.collected |= set(data["collected"])
         self.partial |= data["partial"]
         self.add_load_sites(data["load_sites"])
         self.allowlist = self.allowlist or data["allowlist"]

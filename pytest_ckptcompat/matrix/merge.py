@@ -35,7 +35,7 @@ from .. import schemas
 from .._version import __version__
 from ..environment import tag_key
 from ..errors import ReportError
-from ..golden import sha256
+from ..files import sha256
 from ..scan import releases
 from ..scan.fixes import Fix, fix_for_name, snippet
 from ..scan.names import is_numpy_2_only

@@ -156,7 +156,10 @@ def test_big(ckpt_compat):
 
 
 def test_pytest_killed_while_writing_a_golden(pytester):
-    """A real `pytest --ckpt-compat-update` killed mid-write: the next run sees no golden."""
+    """A real `pytest --ckpt-compat-update` killed mid-write: the next run sees no golden.
+
+    And says so: a check whose golden is absent fails with how to write it.
+    """
     pytester.makeini("[pytest]\naddopts = -p pytester\n")
     pytester.makepyfile(test_big=BIG_TEST)
     folder = pytester.path / "ckpt_goldens" / "big"
@@ -177,8 +180,8 @@ def test_pytest_killed_while_writing_a_golden(pytester):
     assert not list(folder.glob("*.json")), "a golden was committed"
     assert list(folder.glob(".*.tmp")), "the stray temporary file is the proof of the kill"
     result = pytester.runpytest_inprocess("--ckpt-compat")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["reader torch*: 1 ok (1 loads)"])  # only the live one
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no golden of this artifact under *--ckpt-compat-update*"])
 
 
 MANY_TESTS = """
@@ -244,8 +247,10 @@ def test_b(ckpt_compat):
         return buf.getvalue()
 
     # Another writer's golden of `a`, a retired artifact, and the leftover of a killed run.
-    other = store.write("a", saved([1, 2]), {"writer": {"tag": "torch0.0.1-numpy0.0.1-py3.11"}})
-    store.write("retired", saved([0]), {"writer": {"tag": "torch0.0.1-numpy0.0.1-py3.11"}})
+    old = {"writer": {"tag": "torch0.0.1-numpy0.0.1-py3.11"}}
+    other = store.write("a", saved([1, 2]), {**old, "test": "test_two.py::test_a"})
+    # Written by a test that no longer exists in a file this run collects: unused.
+    store.write("retired", saved([0]), {**old, "test": "test_two.py::test_retired"})
     stray = root / "a" / ".torch0.0.1-numpy0.0.1-py3.11.pt.x1y2z3.tmp"
     stray.write_bytes(b"half")
 

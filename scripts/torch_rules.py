@@ -179,6 +179,9 @@ def comparable(entry: dict[str, Any]) -> dict[str, Any]:
     """
     out = {key: entry.get(key) for key in COMPARED}
     out["rules"] = {k: v for k, v in (entry.get("rules") or {}).items() if k != "version"}
+    default = entry.get("default_weights_only") or {}
+    # What happened, not the wording of the refusal (the behaviours track wordings).
+    out["default_weights_only"] = {k: default.get(k) for k in ("weights_only", "warnings")}
     out["behaviours"] = {
         case: {k: v.replace("numpy._core", "numpy.core") if isinstance(v, str) else v
                for k, v in result.items()}
@@ -308,9 +311,9 @@ def opname(code: int) -> str:
     return names.get(code, str(code))
 
 
-def short(value: Any) -> str:
+def short(value: Any, limit: int = 80) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe(result: dict[str, Any] | None) -> str:
@@ -320,7 +323,7 @@ def describe(result: dict[str, Any] | None) -> str:
         return f"loads ({result.get('type')})"
     if "jit_save" in result:
         return f"jit.save failed: {result['jit_save'].get('error')}"
-    return f"{result.get('exc')}: {result.get('error')}"
+    return short(f"{result.get('exc')}: {result.get('error')}", 200)
 
 
 # --- the doc -------------------------------------------------------------------
@@ -379,6 +382,7 @@ def write_doc(table: dict[str, Any]) -> None:
         lines.append("")
         previous, previous_name = entry, version
     lines += summary_section(releases)
+    lines += numpy_section()
     DOC.write_text("\n".join(lines).rstrip() + "\n")
 
 
@@ -443,6 +447,38 @@ def summary_section(releases: dict[str, Any]) -> list[str]:
                 else str(value)
             )
         out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
+def numpy_section() -> list[str]:
+    """Which numpy names exist per numpy release, from `numpy_names.json`."""
+    path = TABLE.with_name("numpy_names.json")
+    if not path.exists():
+        return []
+    releases = {
+        v: e for v, e in json.loads(path.read_text())["releases"].items() if e.get("status") == "ok"
+    }
+    if not releases:
+        return []
+    versions = list(releases)
+    out = [
+        "## numpy: which names exist where",
+        "",
+        "From `pytest_ckptcompat/scan/data/numpy_names.json` (`python scripts/numpy_names.py`):",
+        "whether unpickling finds each name under that numpy (`missing` otherwise), and the",
+        "class torch's BUILD check wants allowlisted for a float64 array or dtype.",
+        "",
+        "| name | " + " | ".join(versions) + " |",
+        "|---" * (len(versions) + 1) + "|",
+    ]
+    names = sorted({n for e in releases.values() for n in e["names"]})
+    for name in names:
+        cells = ["yes" if releases[v]["names"].get(name) else "**no**" for v in versions]
+        out.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    cells = [f"`{releases[v]['dtype_classes']['float64']}`" for v in versions]
+    out.append("| float64 dtype class | " + " | ".join(cells) + " |")
+    cells = [", ".join(f"`{g}`" for g in releases[v]["written"]["ndarray"]) for v in versions]
+    out.append("| an ndarray pickle names | " + " | ".join(cells) + " |")
     return [*out, ""]
 
 

@@ -328,6 +328,41 @@ def describe(result: dict[str, Any] | None) -> str:
 
 # --- the doc -------------------------------------------------------------------
 
+#: The probe's cases (`behaviours`), for the doc. `ckptprobe_types` is a module
+#: of benign classes the probe writes; "allowlisted" means `add_safe_globals`.
+CASES = {
+    "py2_set_protocol_N": "`__builtin__.set` via GLOBAL + REDUCE in a protocol N pickle "
+    "(0: no PROTO opcode); `_allowlisted` with `set` allowlisted: it loads only if torch "
+    "mapped the python-2 name",
+    "builtins_set": "`builtins.set([1])` via GLOBAL + REDUCE",
+    "bytes_value": "`_codecs.encode('a', 'latin1')`, how protocol 2 writes `bytes`",
+    "user_global": "an allowlisted function called via REDUCE",
+    "unknown_global": "the same function, not allowlisted",
+    "tuple_form": "a global named `ckptprobe_fake.Thing`, allowlisted as "
+    '`(make_dict, "ckptprobe_fake.Thing")`',
+    "qualname_dotted / qualname_short": "the nested class `Outer.Inner` allowlisted, "
+    "named `ckptprobe_types.Outer.Inner` / `ckptprobe_types.Inner` in the pickle",
+    "build_plain_dict": "BUILD on a plain dict",
+    "build_default_allowed": "BUILD on a `collections.Counter` (default-allowed from 2.4)",
+    "build_user_allowlisted": "BUILD on an instance of an allowlisted class",
+    "build_reduced_type_unlisted": "BUILD on an instance returned by an allowlisted function "
+    "whose class is not allowlisted (the numpy dtype case)",
+    "newobj_default_allowed / newobj_user_allowlisted": "NEWOBJ of `collections.OrderedDict` "
+    "/ of an allowlisted class",
+    "setitem_*": "SETITEM on an `OrderedDict`, a `Counter`, an allowlisted dict subclass, "
+    "an allowlisted plain object",
+    "append_user_list_subclass / appends_…": "APPEND / APPENDS to an allowlisted list subclass",
+    "blocklisted_module": "`os.getcwd` via GLOBAL + REDUCE; `_allowlisted` with it allowlisted",
+    "persistent_id_not_storage": "a BINPERSID whose id is not a storage tuple",
+    "numpy_*": "a float64 array / scalar pickled by the numpy of that venv (numpy 1.26 below "
+    "torch 2.3, numpy 2 from 2.3), without and with the allowlists DESIGN.md describes",
+    "layout_*": "the torch.save zip re-zipped: as saved, members at the root, a member outside "
+    "the folder, a README first, no `version` record, only `.data/version`, `DATA.PKL`",
+    "legacy_format": "`torch.save(..., _use_new_zipfile_serialization=False)`",
+    "torchscript": "a `torch.jit.save`d scripted `nn.Linear`",
+    "plain_pickle_file": "a bare pickle file (not a torch.save file)",
+}  # fmt: skip
+
 
 def write_doc(table: dict[str, Any]) -> None:
     releases: dict[str, Any] = table["releases"]
@@ -364,7 +399,8 @@ def write_doc(table: dict[str, Any]) -> None:
     ]
     for version, entry in releases.items():
         if "same_as" in entry:
-            lines.append(f"| {version} | same rules as {entry['same_as']} |")
+            note = "" if entry.get("sources_identical") else " (its serialization sources differ)"
+            lines.append(f"| {version} | same rules and behaviours as {entry['same_as']}{note} |")
         elif entry.get("status") == "ok":
             lines.append(f"| {version} | probed (numpy {entry.get('numpy_version')}) |")
         else:
@@ -382,6 +418,9 @@ def write_doc(table: dict[str, Any]) -> None:
         lines.append("")
         previous, previous_name = entry, version
     lines += summary_section(releases)
+    lines += ["## What each measured case loads", ""]
+    lines += [f"- `{case}`: {text}" for case, text in CASES.items()]
+    lines.append("")
     lines += numpy_section()
     DOC.write_text("\n".join(lines).rstrip() + "\n")
 

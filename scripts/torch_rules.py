@@ -268,10 +268,11 @@ def changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
             if sa.get(key) != sb.get(key):
                 out.append(f"{section}.{key}: {short(sa.get(key))} -> {short(sb.get(key))}")
     ba, bb = a["behaviours"] or {}, b["behaviours"] or {}
+    raw_a, raw_b = old.get("behaviours") or {}, new.get("behaviours") or {}
     for key in sorted(set(ba) | set(bb)):
-        before, after = ba.get(key), bb.get(key)
-        if before == after:
+        if ba.get(key) == bb.get(key):
             continue
+        before, after = raw_a.get(key), raw_b.get(key)  # as measured, for the text
         if before and after and not before.get("ok") and not after.get("ok"):
             out.append(f"{key}: still fails, now with {describe(after)}")
         else:
@@ -426,13 +427,8 @@ def write_doc(table: dict[str, Any]) -> None:
 
 
 def md(text: str) -> str:
-    return (
-        text.replace("|", "\\|")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("&gt; ", "> ")
-        .replace("-&gt;", "→")
-    )
+    """Markdown-safe: `<class ...>` would be read as an HTML tag, `|` as a table cell."""
+    return text.replace("|", "\\|").replace("<", "&lt;")
 
 
 def summary_section(releases: dict[str, Any]) -> list[str]:

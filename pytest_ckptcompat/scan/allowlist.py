@@ -91,7 +91,7 @@ def import_dotted(name: str) -> object:
 def torch_key(obj: object, rules: TorchRules) -> str:
     """The key torch computes for an object registered without a name."""
     module = getattr(obj, "__module__", None) or "builtins"
-    attr = "__qualname__" if rules.release >= (2, 7) else "__name__"
+    attr = "__qualname__" if rules.uses_qualname_keys else "__name__"
     return f"{module}.{getattr(obj, attr, repr(obj))}"
 
 

@@ -8,7 +8,7 @@ from the torch sources and were checked against real wheels (see
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 Release = tuple[int, int]
 
@@ -32,6 +32,13 @@ TORCHSCRIPT_REFUSED: Final[Release] = (2, 6)
 QUALNAME_KEYS: Final[Release] = (2, 7)
 #: The only release whose unpickler appends to an allowlisted list subclass.
 LIST_SUBCLASS_APPENDS: Final[Release] = (2, 14)
+
+
+def py2_names(release: Release) -> Literal["never", "protocol-2", "every"]:
+    """Which pickles `release` maps python-2 names in."""
+    if release >= PY2_NAMES_EVERY_PROTOCOL:
+        return "every"
+    return "protocol-2" if release >= PY2_NAMES_PROTOCOL_2 else "never"
 
 
 def release_of(version: str) -> Release:

@@ -4,8 +4,9 @@
 name mapping and the supported opcodes from the torch installed here (never a
 copied table). The few behaviours that are code rather than data (which
 types BUILD and NEWOBJ may touch, whether the `(obj, "name")` form exists)
-are keyed on the version, each with the release that changed it; see
-../shared/research/torch-weights-only-history.md.
+are fields too: `from_installed` keys them on the version (`releases`, each
+with the release that changed it), and the offline table
+(`torch_table.rules_for`, every release from 1.13) holds them as measured.
 
 `TorchRules.judge(facts, user_keys)` is pure: the same `PickleFacts` can be
 judged against any torch, which is how a scan predicts other readers.
@@ -14,6 +15,7 @@ judged against any torch, which is how a scan predicts other readers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..vocab import Kind, Status
 from . import releases
@@ -46,9 +48,20 @@ _NEEDS_IMPORT = {
 }
 
 
+#: Which pickles torch maps python-2 names (`__builtin__.set`) in.
+Py2Names = Literal["never", "protocol-2", "every"]
+
+
 @dataclass(frozen=True)
 class TorchRules:
-    """The rules of one torch version's `weights_only=True` unpickler."""
+    """The rules of one torch version's `weights_only=True` unpickler.
+
+    The first fields are data read from torch. The behaviour fields after
+    them (`user_allowlist` on) are code in torch: `from_installed` fills them
+    from the release constants (`releases`), the offline table
+    (`torch_table.rules_for`) from what the probe measured in that release.
+    Left `None`, a behaviour follows the release constants.
+    """
 
     version: str
     default_allowed: frozenset[str]
@@ -58,6 +71,26 @@ class TorchRules:
     import_mapping: dict[str, str] = field(default_factory=dict)
     preregistered: frozenset[str] = frozenset()  # torch's own user-allowlist entries
     setitem_restricted: bool = False
+    #: `torch.serialization.add_safe_globals` exists.
+    user_allowlist: bool | None = None
+    #: `torch.serialization.safe_globals(...)`, the context manager, exists.
+    safe_globals_context: bool | None = None
+    #: `add_safe_globals([(obj, "module.name")])` is understood.
+    tuple_form: bool | None = None
+    #: `torch.load(f)` without `weights_only` means `weights_only=True`.
+    weights_only_default: bool | None = None
+    #: `torch.load(weights_only=True)` refuses a TorchScript archive.
+    torchscript_refused: bool | None = None
+    #: An allowlisted object is keyed by `__module__.__qualname__` (else `__name__`).
+    qualname_keys: bool | None = None
+    #: Which pickles get the python-2 name mapping.
+    py2_names: Py2Names | None = None
+    #: BUILD accepts default-allowed types (else: user-allowlisted ones only).
+    build_default_allowed: bool | None = None
+    #: NEWOBJ accepts default-allowed types (else: user-allowlisted ones only).
+    newobj_default_allowed: bool | None = None
+    #: APPEND(S) to an allowlisted list subclass works (else: plain lists only).
+    list_subclass_appends: bool | None = None
 
     @property
     def release(self) -> releases.Release:
@@ -67,22 +100,77 @@ class TorchRules:
     @property
     def has_user_allowlist(self) -> bool:
         """`torch.serialization.add_safe_globals` exists."""
+        if self.user_allowlist is not None:
+            return self.user_allowlist
         return self.release >= releases.USER_ALLOWLIST
 
     @property
     def has_tuple_form(self) -> bool:
         """`add_safe_globals([(obj, "module.name")])` is understood."""
+        if self.tuple_form is not None:
+            return self.tuple_form
         return self.release >= releases.TUPLE_FORM
 
     @property
     def default_weights_only(self) -> bool:
         """`torch.load` defaults to `weights_only=True`."""
+        if self.weights_only_default is not None:
+            return self.weights_only_default
         return self.release >= releases.WEIGHTS_ONLY_DEFAULT
 
     @property
     def refuses_torchscript(self) -> bool:
         """`torch.load(weights_only=True)` refuses a TorchScript archive."""
+        if self.torchscript_refused is not None:
+            return self.torchscript_refused
         return self.release >= releases.TORCHSCRIPT_REFUSED
+
+    @property
+    def uses_qualname_keys(self) -> bool:
+        """`add_safe_globals([obj])` keys `obj` by `__qualname__` (else `__name__`)."""
+        if self.qualname_keys is not None:
+            return self.qualname_keys
+        return self.release >= releases.QUALNAME_KEYS
+
+    @property
+    def py2_name_mapping(self) -> Py2Names:
+        """Which pickles get the python-2 name mapping."""
+        if self.py2_names is not None:
+            return self.py2_names
+        return releases.py2_names(self.release)
+
+    def constructs_default_allowed(self, kind: Kind) -> bool:
+        """BUILD (`kind="build"`) or NEWOBJ accepts a default-allowed type."""
+        value = self.build_default_allowed if kind == "build" else self.newobj_default_allowed
+        if value is not None:
+            return value
+        return self.release >= releases.BUILD_DEFAULT_ALLOWED
+
+    @property
+    def appends_to_list_subclasses(self) -> bool:
+        """APPEND(S) to an allowlisted list subclass works."""
+        if self.list_subclass_appends is not None:
+            return self.list_subclass_appends
+        return self.release == releases.LIST_SUBCLASS_APPENDS
+
+    def behaviours(self) -> dict[str, object]:
+        """Every behaviour field as this torch has it (constants where not set)."""
+        return {
+            "user_allowlist": self.has_user_allowlist,
+            "safe_globals_context": (
+                self.safe_globals_context
+                if self.safe_globals_context is not None
+                else self.release >= releases.SAFE_GLOBALS_CONTEXT
+            ),
+            "tuple_form": self.has_tuple_form,
+            "weights_only_default": self.default_weights_only,
+            "torchscript_refused": self.refuses_torchscript,
+            "qualname_keys": self.uses_qualname_keys,
+            "py2_names": self.py2_name_mapping,
+            "build_default_allowed": self.constructs_default_allowed("build"),
+            "newobj_default_allowed": self.constructs_default_allowed("newobj"),
+            "list_subclass_appends": self.appends_to_list_subclasses,
+        }
 
     @classmethod
     def from_installed(cls) -> TorchRules:
@@ -93,7 +181,14 @@ class TorchRules:
 
         unpickler = getattr(wou, "Unpickler", None)
         user = getattr(wou, "_get_user_allowed_globals", None)
+        # The behaviours that are code: the two helpers are looked up, the
+        # rest follow the release constants (the offline table measures them
+        # all, and tests/scan/test_torch_table.py checks the two agree).
+        known = cls(str(torch.__version__), frozenset()).behaviours()
+        known["user_allowlist"] = hasattr(torch.serialization, "add_safe_globals")
+        known["safe_globals_context"] = hasattr(torch.serialization, "safe_globals")
         return cls(
+            **known,  # type: ignore[arg-type]
             version=torch.__version__,
             default_allowed=frozenset(wou._get_allowed_globals()),
             blocklisted_modules=frozenset(getattr(wou, "_blocklisted_modules", ())),
@@ -107,10 +202,8 @@ class TorchRules:
 
     def mapped_name(self, module: str, attr: str, protocol: int) -> str:
         """The key torch looks up for a GLOBAL, after its python-2 name mapping."""
-        release = self.release
-        if release >= releases.PY2_NAMES_EVERY_PROTOCOL or (
-            release >= releases.PY2_NAMES_PROTOCOL_2 and protocol == 2
-        ):
+        mapping = self.py2_name_mapping
+        if mapping == "every" or (mapping == "protocol-2" and protocol == 2):
             if (module, attr) in self.name_mapping:
                 module, attr = self.name_mapping[(module, attr)]
             elif module in self.import_mapping:
@@ -144,7 +237,6 @@ class TorchRules:
         type_keys = user_keys | user_types
         requirements: list[Requirement] = []
         obstacles: list[Obstacle] = []
-        release = self.release
         global_status: dict[str, Status] = {}
 
         for ref in sorted(facts.globals.values(), key=lambda r: r.first_offset):
@@ -227,8 +319,7 @@ class TorchRules:
                     )
         for target, count in facts.appends.items():
             list_subclass_ok = (
-                release == releases.LIST_SUBCLASS_APPENDS
-                and self.status(target, user_keys) == "allowed-user"
+                self.appends_to_list_subclasses and self.status(target, user_keys) == "allowed-user"
             )
             if not list_subclass_ok:
                 obstacles.append(
@@ -276,20 +367,19 @@ class TorchRules:
         global_status: dict[str, Status],
     ) -> list[Requirement]:
         """A type that BUILD or NEWOBJ checks: is it accepted by this torch?"""
-        release = self.release
         status = self.status(type_name, user_keys)
         if status == "allowed-user" and is_dangerous(type_name):
             return [
                 Requirement(type_name, kind, "blocked", True, count, False, _ALLOWLISTED_DANGER)
             ]
         if status == "allowed-user" or (
-            status == "allowed" and release >= releases.BUILD_DEFAULT_ALLOWED
+            status == "allowed" and self.constructs_default_allowed(kind)
         ):
             return []
         if type_name in global_status and global_status[type_name] != "allowed":
             # Already reported as a blocked GLOBAL; allowlisting it fixes both (2.4+).
             return []
-        if release < releases.USER_ALLOWLIST:
+        if not self.has_user_allowlist:
             why = f"torch {self.version} can only {'build' if kind == 'build' else 'create'} "
             why += "tensors, Parameters and OrderedDicts; upgrade torch or save plain data"
             return [Requirement(type_name, kind, "blocked", False, count, False, why)]

@@ -1,4 +1,4 @@
-"""Merge cell reports (`ckptcompat.report/1`, one per reader) into one matrix document.
+"""Merge cell reports (`ckptcompat.report/1`) into one matrix document.
 
 `ckptcompat.matrix/1` (matrix/report/matrix.json, what `ckptcompat gate` reads):
 
@@ -8,17 +8,33 @@
       "writers": ["torch2.4.1-numpy1.25.2-py3.11", ...],
       "artifacts": ["hparams", ...],
       "outcomes": [{"artifact", "writer", "reader", "outcome", "blocked", "missing",
-                    "message", "test"}],
+                    "message", "test", "stale"}],
       "globals": [{"name", "artifacts": [...], "status": {reader: "allowed" |
                    "allowed-user" | "blocked" | "missing"}, "fix": {...}}],
-      "counts": {"ok": 40, "blocked": 12, ...}
+      "counts": {"ok": 40, "blocked": 12, ...},
+      "cells": [{"tag", "status": "ok" | "failed" | "crashed",
+                 "phases": {"write": {...}, "read": {"status", "problem", "exitstatus",
+                            "duration", "tests": {"passed": 8}, "report", "log"}}}],
+      "tests": [{"nodeid", "site", "reader", "outcome", "phase", "finding", "message", "where"}],
+      "load_sites": [{"site", "project_site", "reader", "state": "works" | "at-risk" | "fails",
+                      "weights_only", "calls", "blocked", "error", "fix", "tests"}],
+      "not_read": [{"artifact", "writer", "reader", "why"}],
+      "stale_globals": [{"name", "artifacts", "writers"}],
+      "totals": {"expected", "read", "not_read", "stale"}
     }
 
-One outcome per (artifact, writer, reader): the stored golden of `writer`
-read by `reader`. A reader whose own golden is absent (its write phase
-failed) contributes its live roundtrip as the (reader, reader) outcome. A
-global's status in a reader is the worst it had in any load there (missing >
-blocked > allowed-user > allowed); absent means no file holding it was read.
+Each cell gives the report of its read phase and, from a matrix run, of its
+write phase too (`<tag>.write.json`: which goldens this run wrote, and how the
+project's tests went there). One outcome per (artifact, writer, reader): the
+stored golden of `writer` read by `reader`. A golden this run's write phase
+did not rewrite is `stale` (its reason says why); the globals table is built
+from current files only, and names that only stale files hold are listed
+apart. A reader whose own golden is absent or stale contributes its live
+roundtrip as the (reader, reader) outcome. A global's status in a reader is
+the worst it had in any load there (missing > blocked > allowed-user >
+allowed); absent means no file holding it was read. `expected` = readers x
+writers x artifacts = `read` + `not_read`: every grid square has an outcome or
+a reason.
 """
 
 from __future__ import annotations
@@ -38,8 +54,27 @@ from ..errors import ReportError
 from ..scan import releases
 from ..scan.fixes import Fix, FixTarget, fix_for_name
 from ..scan.names import is_numpy_2_only
-from ..schemas import MatrixDoc, MatrixFix, MatrixGlobal, MatrixOutcome, MatrixReader
-from ..vocab import OUTCOMES, is_allowed, status_rank
+from ..schemas import (
+    MatrixCell,
+    MatrixDoc,
+    MatrixFix,
+    MatrixGlobal,
+    MatrixNotRead,
+    MatrixOutcome,
+    MatrixPhase,
+    MatrixReader,
+    MatrixTest,
+)
+from ..vocab import OUTCOMES, TEST_OUTCOMES, is_allowed, status_rank
+from .cells import (
+    MATRIX_PHASES,
+    cell_entry,
+    missing_phase,
+    phase_entry,
+    phase_of,
+    site_rows,
+    test_rows,
+)
 
 
 def read_json(path: Path, accepted: Sequence[str]) -> dict[str, Any]:
@@ -63,6 +98,12 @@ class _Cell:
     path: Path
     reader: dict[str, Any]
     records: list[dict[str, Any]]
+    phase: str  # write, read
+    doc: dict[str, Any]
+
+    @property
+    def tag(self) -> str:
+        return str(self.reader["tag"])
 
 
 def _read_cell(path: Path) -> _Cell:
@@ -77,29 +118,82 @@ def _read_cell(path: Path) -> _Cell:
             raise ReportError(f"{path}: records[{i}] lacks artifact/writer/outcome/kind")
         if r["outcome"] not in OUTCOMES:
             raise ReportError(f"{path}: records[{i}]: unknown outcome {r['outcome']!r}")
-    return _Cell(path, reader, records)
+    for key in ("tests", "load_sites", "written"):
+        if key in doc and not isinstance(doc[key], list):
+            raise ReportError(f"{path}: {key!r} is not a list")
+    for i, t in enumerate(doc.get("tests", [])):
+        if not isinstance(t, dict) or not {"nodeid", "outcome"} <= set(t):
+            raise ReportError(f"{path}: tests[{i}] lacks nodeid/outcome")
+        if t["outcome"] not in TEST_OUTCOMES:
+            raise ReportError(f"{path}: tests[{i}]: unknown outcome {t['outcome']!r}")
+    return _Cell(path, reader, records, phase_of(doc), doc)
 
 
-def merge_reports(paths: Iterable[Path]) -> MatrixDoc:
-    """The `ckptcompat.matrix/1` document of these cell reports (one per reader)."""
-    cells = [_read_cell(Path(p)) for p in paths]
-    if not cells:
+def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDoc:
+    """The `ckptcompat.matrix/1` document of these cell reports.
+
+    Each cell gives its read phase's report (`<tag>.json`) and, when the
+    matrix ran both phases, its write phase's (`<tag>.write.json`). `expect`
+    names the cells the matrix has: one whose report is missing is a crashed
+    cell, not an absent one.
+    """
+    reports = [_read_cell(Path(p)) for p in paths]
+    if not reports and not expect:
         raise ReportError("no cell reports given")
-    seen: dict[str, Path] = {}
-    for cell in cells:
-        tag = cell.reader["tag"]
-        if tag in seen:
-            raise ReportError(f"{cell.path}: reader {tag} also reported by {seen[tag]}")
-        seen[tag] = cell.path
+    by_tag: dict[str, dict[str, _Cell]] = {}
+    for report in reports:
+        first = by_tag.setdefault(report.tag, {}).get(report.phase)
+        if first is not None:
+            what = "reader" if report.phase == "read" else "write phase of"
+            raise ReportError(f"{report.path}: {what} {report.tag} also reported by {first.path}")
+        by_tag[report.tag][report.phase] = report
+    writes = {tag: p["write"] for tag, p in by_tag.items() if "write" in p}
+    reads = {tag: p["read"] for tag, p in by_tag.items() if "read" in p}
+    # Which goldens this run wrote is known once the write phase reported (or is expected to).
+    judge_writes = bool(writes) or bool(expect)
+    tags = sorted(set(expect) | set(by_tag), key=tag_key)
+    folder = reports[0].path.parent if reports else None
+
+    cells: list[MatrixCell] = []
+    for tag in tags:
+        phases: dict[str, MatrixPhase] = {}
+        for phase in MATRIX_PHASES:
+            given = by_tag.get(tag, {}).get(phase)
+            if given is not None:
+                phases[phase] = phase_entry(given.doc, given.path, tag, phase)
+            elif phase == "read" or judge_writes:
+                phases[phase] = missing_phase(tag, phase, folder)
+        cells.append(cell_entry(tag, phases))
+    crashed_readers = {
+        c["tag"]
+        for c in cells
+        if "read" not in c["phases"] or c["phases"]["read"]["status"] == "crashed"
+    }
+
+    written = {tag: {w["artifact"] for w in c.doc.get("written", [])} for tag, c in writes.items()}
+
+    def stale_reason(artifact: str, writer: str) -> str:
+        if not judge_writes:
+            return ""
+        if writer in written:
+            if artifact in written[writer]:
+                return ""
+            how = writes[writer].doc.get("cell", {}).get("problem") or ""
+            return f"not rewritten by {writer}'s write phase in this run" + (
+                " (it crashed)" if how else ""
+            )
+        if writer in tags:
+            return f"{writer}'s write phase wrote no report in this run"
+        return f"written by {writer}, which is not a cell of this run"
 
     outcomes: dict[tuple[str, str, str], MatrixOutcome] = {}
     live: dict[tuple[str, str, str], MatrixOutcome] = {}
-    statuses: dict[str, dict[str, str]] = {}
-    holders: dict[str, set[str]] = {}
-    for cell in cells:
-        reader = cell.reader["tag"]
+    found: list[tuple[dict[str, Any], str, str]] = []  # (record, reader, stale reason)
+    for reader, cell in reads.items():
         for r in cell.records:
             key = (r["artifact"], r["writer"], reader)
+            golden = r["kind"] == "golden"
+            stale = stale_reason(r["artifact"], r["writer"]) if golden else ""
             row: MatrixOutcome = {
                 "artifact": r["artifact"],
                 "writer": r["writer"],
@@ -109,21 +203,42 @@ def merge_reports(paths: Iterable[Path]) -> MatrixDoc:
                 "missing": list(r.get("missing", [])),
                 "message": r.get("message", ""),
                 "test": r.get("test", ""),
+                "stale": stale,
             }
-            (outcomes if r["kind"] == "golden" else live)[key] = row
-            for name, status in r.get("globals", {}).items():
-                have = statuses.setdefault(name, {}).get(reader)
-                if have is None or status_rank(status) > status_rank(have):
-                    statuses[name][reader] = status
-                holders.setdefault(name, set()).add(r["artifact"])
+            (outcomes if golden else live)[key] = row
+            found.append((r, reader, stale))
     for key, row in live.items():
-        outcomes.setdefault(key, row)  # the reader's own golden is missing: its live roundtrip
+        # The reader's own golden is missing, or stale: what its code saves now stands in.
+        if key not in outcomes or outcomes[key]["stale"]:
+            outcomes[key] = row
 
-    readers: list[MatrixReader] = sorted(
-        (_reader(c) for c in cells), key=lambda e: tag_key(e["tag"])
-    )
+    statuses: dict[str, dict[str, str]] = {}
+    holders: dict[str, set[str]] = {}
+    stale_only: dict[str, tuple[set[str], set[str]]] = {}
+    for r, reader, stale in found:
+        for name, status in r.get("globals", {}).items():
+            if stale:  # a stale file blames nothing on the code of this run
+                arts, writers_ = stale_only.setdefault(name, (set(), set()))
+                arts.add(r["artifact"])
+                writers_.add(r["writer"])
+                continue
+            have = statuses.setdefault(name, {}).get(reader)
+            if have is None or status_rank(status) > status_rank(have):
+                statuses[name][reader] = status
+            holders.setdefault(name, set()).add(r["artifact"])
+
+    readers = [_reader(by_tag.get(tag, {}), tag) for tag in tags]  # every cell reads
     rows = sorted(
         outcomes.values(), key=lambda o: (o["artifact"], tag_key(o["writer"]), tag_key(o["reader"]))
+    )
+    # A cell whose write phase wrote nothing is still a writer: its row says why it is empty.
+    writers = sorted(
+        {o["writer"] for o in rows} | (set(tags) if judge_writes else set()), key=tag_key
+    )
+    artifacts = sorted({o["artifact"] for o in rows})
+    tests = test_rows({tag: {ph: c.doc for ph, c in p.items()} for tag, p in by_tag.items()})
+    not_read = _not_read(
+        artifacts, writers, [r["tag"] for r in readers], outcomes, written, crashed_readers, tests
     )
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return {
@@ -131,26 +246,88 @@ def merge_reports(paths: Iterable[Path]) -> MatrixDoc:
         "plugin": __version__,
         "created": created,
         "readers": readers,
-        "writers": sorted({o["writer"] for o in rows}, key=tag_key),
-        "artifacts": sorted({o["artifact"] for o in rows}),
+        "writers": writers,
+        "artifacts": artifacts,
         "outcomes": rows,
         "globals": [
             _global(name, sorted(holders[name]), statuses[name])
             for name in sorted(statuses, key=lambda n: (_global_rank(statuses[n]), n))
         ],
         "counts": {o: n for o, n in Counter(r["outcome"] for r in rows).items()},
+        "cells": cells,
+        "tests": tests,
+        "load_sites": site_rows({tag: c.doc for tag, c in reads.items()}),
+        "not_read": not_read,
+        "stale_globals": [
+            {"name": n, "artifacts": sorted(a), "writers": sorted(w, key=tag_key)}
+            for n, (a, w) in sorted(stale_only.items())
+            if n not in statuses
+        ],
+        "totals": {
+            "expected": len(readers) * len(writers) * len(artifacts),
+            "read": len(rows),
+            "not_read": len(not_read),
+            "stale": sum(1 for r in rows if r["stale"]),
+        },
     }
 
 
-def _reader(cell: _Cell) -> MatrixReader:
+def _not_read(
+    artifacts: list[str],
+    writers: list[str],
+    readers: list[str],
+    outcomes: dict[tuple[str, str, str], MatrixOutcome],
+    written: dict[str, set[str]],
+    crashed: set[str],
+    tests: list[MatrixTest],
+) -> list[MatrixNotRead]:
+    """Every (artifact, writer, reader) of the grid without an outcome, and why."""
+    checked_by: dict[str, str] = {}  # artifact -> the test that checks it
+    for o in outcomes.values():
+        checked_by.setdefault(o["artifact"], o["test"])
+    outcome_of = {(t["nodeid"], t["reader"]): t["outcome"] for t in tests}
+    rows: list[MatrixNotRead] = []
+    for artifact in artifacts:
+        for writer in writers:
+            for reader in readers:
+                if (artifact, writer, reader) in outcomes:
+                    continue
+                test = checked_by.get(artifact, "")
+                ran = outcome_of.get((test, reader))
+                if reader in crashed:
+                    why = f"{reader}'s read phase did not run to the end"
+                elif writer in written and artifact not in written[writer]:
+                    why = f"{writer} wrote no {artifact} golden in this run"
+                elif test and ran != "passed" and ran is not None and writer != reader:
+                    why = f"{test} {ran} in {reader} before reading it"
+                elif test and ran is None:
+                    why = f"{test} did not run in {reader}"
+                else:
+                    why = f"no golden of {writer} was found in {reader}"
+                rows.append({"artifact": artifact, "writer": writer, "reader": reader, "why": why})
+    return rows
+
+
+def _reader(phases: dict[str, _Cell], tag: str) -> MatrixReader:
+    cell = phases.get("read") or phases.get("write")
+    if cell is None:  # a cell that reported nothing: what its tag says
+        parts = parse_tag(tag) or {}
+        return {
+            "tag": tag,
+            "torch": parts.get("torch"),
+            "numpy": parts.get("numpy"),
+            "python": parts.get("python", ""),
+            "platform": "",
+            "report": "",
+        }
     r = cell.reader
     return {
-        "tag": r["tag"],
+        "tag": tag,
         "torch": r.get("torch"),
         "numpy": r.get("numpy"),
         "python": r.get("python", ""),
         "platform": r.get("platform", ""),
-        "report": str(cell.path),
+        "report": str(cell.path) if "read" in phases else "",
     }
 
 

@@ -132,7 +132,7 @@ def baseline_of(doc: dict[str, Any]) -> dict[str, Any]:
             )
         ],
         "tests": [
-            {k: t[k] for k in ("nodeid", "site", "reader", "outcome")}
+            {"nodeid": t["nodeid"], "site": t["site"], "reader": t["reader"], "outcome": _state(t)}
             for t in sorted(_tests(doc).values(), key=lambda t: (t["nodeid"], tag_key(t["reader"])))
         ],
         "load_sites": [
@@ -188,6 +188,20 @@ def _why(t: dict[str, Any]) -> str:
 
 def _fails(outcome: str | None) -> bool:
     return outcome in TEST_FAILURES
+
+
+def _state(t: dict[str, Any]) -> str:
+    """A test's outcome as the gate compares it: a failure on a finding is `finding`."""
+    return "finding" if t.get("finding") and _fails(t["outcome"]) else str(t["outcome"])
+
+
+def _bad(state: str | None) -> bool:
+    return state == "finding" or _fails(state)
+
+
+def _worse(was: str | None, now: str) -> bool:
+    """Passing -> failing, or a failure on a finding -> a failure of the test itself."""
+    return _bad(now) and (not _bad(was) or (was == "finding" and now != "finding"))
 
 
 def _gate_cells(doc: dict[str, Any], result: GateResult, only: tuple[str, ...] = ()) -> set[str]:
@@ -256,17 +270,16 @@ def _tests_against_baseline(
     for key, t in sorted(now.items(), key=lambda kv: (kv[0][0], tag_key(kv[0][1]))):
         reader = key[1]
         was = was_tests.get(key)
-        if _fails(t["outcome"]):
-            if was is None and not t.get("finding"):
+        state, before = _state(t), (_state(was) if was is not None else None)
+        if was is None:
+            if _fails(state):
                 result.regressions.append(
-                    f"{_test_text(t)} in {reader}: {t['outcome']}, and not in the baseline{_why(t)}"
+                    f"{_test_text(t)} in {reader}: {state}, and not in the baseline{_why(t)}"
                 )
-            elif was is not None and not _fails(was["outcome"]):
-                result.regressions.append(
-                    f"{_test_text(t)} in {reader}: {was['outcome']} -> {t['outcome']}{_why(t)}"
-                )
-        elif was is not None and _fails(was["outcome"]):
-            result.fixed.append(f"{_test_text(t)} in {reader}: {was['outcome']} -> {t['outcome']}")
+        elif _worse(before, state):
+            result.regressions.append(f"{_test_text(t)} in {reader}: {before} -> {state}{_why(t)}")
+        elif _bad(before) and not _bad(state):
+            result.fixed.append(f"{_test_text(t)} in {reader}: {before} -> {state}")
     for key, was in sorted(was_tests.items(), key=lambda kv: (kv[0][0], tag_key(kv[0][1]))):
         if key not in now and was["outcome"] == "passed" and key[1] not in crashed:
             result.regressions.append(
@@ -367,21 +380,24 @@ def _upgrade_tests_and_sites(
     tests = _tests(doc)
     for nodeid in sorted({n for n, _ in tests}):
         cur, cand = tests.get((nodeid, current)), tests.get((nodeid, candidate))
-        if cur is None or _fails(cur["outcome"]):
-            if cur is not None and cand is not None and not _fails(cand["outcome"]):
-                result.fixed.append(
-                    f"{_test_text(cur)}: {cur['outcome']} under {current}, "
-                    f"{cand['outcome']} under {candidate}"
+        if cur is None:
+            continue
+        before = _state(cur)
+        if cand is None:
+            if not _bad(before):
+                result.regressions.append(
+                    f"{_test_text(cur)}: {before} under {current}, not run under {candidate}"
                 )
             continue
-        if cand is None:
+        after = _state(cand)
+        if _worse(before, after):
             result.regressions.append(
-                f"{_test_text(cur)}: {cur['outcome']} under {current}, not run under {candidate}"
+                f"{_test_text(cur)}: {before} under {current}, {after} under {candidate}"
+                f"{_why(cand)}"
             )
-        elif _fails(cand["outcome"]):
-            result.regressions.append(
-                f"{_test_text(cur)}: {cur['outcome']} under {current}, "
-                f"{cand['outcome']} under {candidate}{_why(cand)}"
+        elif _bad(before) and not _bad(after):
+            result.fixed.append(
+                f"{_test_text(cur)}: {before} under {current}, {after} under {candidate}"
             )
     sites = _sites(doc)
     for label in sorted({label for label, _ in sites}):

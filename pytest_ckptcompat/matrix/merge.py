@@ -29,8 +29,8 @@ project's tests went there). One outcome per (artifact, writer, reader): the
 stored golden of `writer` read by `reader`. A golden this run's write phase
 did not rewrite is `stale` (its reason says why); the globals table is built
 from current files only, and names that only stale files hold are listed
-apart. A reader whose own golden is absent or stale contributes its live
-roundtrip as the (reader, reader) outcome. A global's status in a reader is
+apart. A reader whose own golden is absent contributes its live roundtrip as
+the (reader, reader) outcome. A global's status in a reader is
 the worst it had in any load there (missing > blocked > allowed-user >
 allowed); absent means no file holding it was read. `expected` = readers x
 writers x artifacts = `read` + `not_read`: every grid square has an outcome or
@@ -178,9 +178,9 @@ def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDo
         if writer in written:
             if artifact in written[writer]:
                 return ""
-            how = writes[writer].doc.get("cell", {}).get("problem") or ""
+            status = next(c["phases"]["write"]["status"] for c in cells if c["tag"] == writer)
             return f"not rewritten by {writer}'s write phase in this run" + (
-                " (it crashed)" if how else ""
+                f" (it {status})" if status != "ok" else ""
             )
         if writer in tags:
             return f"{writer}'s write phase wrote no report in this run"
@@ -208,9 +208,9 @@ def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDo
             (outcomes if golden else live)[key] = row
             found.append((r, reader, stale))
     for key, row in live.items():
-        # The reader's own golden is missing, or stale: what its code saves now stands in.
-        if key not in outcomes or outcomes[key]["stale"]:
-            outcomes[key] = row
+        # The reader's own golden is missing: what its code saves now stands in. A stale
+        # one stays, marked: its square says what the reader does with that file.
+        outcomes.setdefault(key, row)
 
     statuses: dict[str, dict[str, str]] = {}
     holders: dict[str, set[str]] = {}
@@ -238,7 +238,13 @@ def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDo
     artifacts = sorted({o["artifact"] for o in rows})
     tests = test_rows({tag: {ph: c.doc for ph, c in p.items()} for tag, p in by_tag.items()})
     not_read = _not_read(
-        artifacts, writers, [r["tag"] for r in readers], outcomes, written, crashed_readers, tests
+        artifacts,
+        writers,
+        [r["tag"] for r in readers],
+        outcomes,
+        written if judge_writes else None,
+        crashed_readers,
+        tests,
     )
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return {
@@ -277,15 +283,18 @@ def _not_read(
     writers: list[str],
     readers: list[str],
     outcomes: dict[tuple[str, str, str], MatrixOutcome],
-    written: dict[str, set[str]],
+    written: dict[str, set[str]] | None,
     crashed: set[str],
     tests: list[MatrixTest],
 ) -> list[MatrixNotRead]:
-    """Every (artifact, writer, reader) of the grid without an outcome, and why."""
+    """Every (artifact, writer, reader) of the grid without an outcome, and why.
+
+    `written`: what each writer's write phase wrote in this run (None: unknown).
+    """
     checked_by: dict[str, str] = {}  # artifact -> the test that checks it
     for o in outcomes.values():
         checked_by.setdefault(o["artifact"], o["test"])
-    outcome_of = {(t["nodeid"], t["reader"]): t["outcome"] for t in tests}
+    test_in = {(t["nodeid"], t["reader"]): t for t in tests}
     rows: list[MatrixNotRead] = []
     for artifact in artifacts:
         for writer in writers:
@@ -293,17 +302,21 @@ def _not_read(
                 if (artifact, writer, reader) in outcomes:
                     continue
                 test = checked_by.get(artifact, "")
-                ran = outcome_of.get((test, reader))
+                ran = test_in.get((test, reader))
                 if reader in crashed:
                     why = f"{reader}'s read phase did not run to the end"
-                elif writer in written and artifact not in written[writer]:
+                elif written is not None and writer not in written:
+                    why = f"{writer}'s write phase wrote no report in this run"
+                elif written is not None and artifact not in written[writer]:
                     why = f"{writer} wrote no {artifact} golden in this run"
-                elif test and ran != "passed" and ran is not None and writer != reader:
-                    why = f"{test} {ran} in {reader} before reading it"
                 elif test and ran is None:
-                    why = f"{test} did not run in {reader}"
+                    why = f"{test}, which reads it, did not run in {reader}"
+                elif (
+                    ran is not None and ran["outcome"] in ("failed", "error") and not ran["finding"]
+                ):
+                    why = f"{test}, which reads it, {ran['outcome']} in {reader} first"
                 else:
-                    why = f"no golden of {writer} was found in {reader}"
+                    why = f"{reader} found no golden of {artifact} from {writer}"
                 rows.append({"artifact": artifact, "writer": writer, "reader": reader, "why": why})
     return rows
 

@@ -126,10 +126,7 @@ def _cell_session(nox: Any, matrix: Matrix, cell: Cell) -> None:
             session.error(f"cell {cell.tag}: {problem}")
         missing = _missing_tools(session)
         if missing:
-            problem = (
-                f"{' and '.join(missing)} not installed in the cell's venv: add "
-                f'"{_PIP_NAMES[missing[0]]}" to [install] packages in {matrix.path}'
-            )
+            problem = missing_message(missing, matrix)
             for p in phases:
                 _keep(root / report_path(matrix, cell.tag, p), _stub(cell, p, problem))
             session.error(f"cell {cell.tag}: {problem}")
@@ -170,6 +167,15 @@ _PREFLIGHT = (
     "import importlib.util as u; "
     "print(' '.join(m for m in ('pytest', 'pytest_ckptcompat') if u.find_spec(m) is None))"
 )
+
+
+def missing_message(missing: Sequence[str], matrix: Matrix) -> str:
+    """The one line a cell says when its venv lacks pytest or this plugin."""
+    add = " and ".join(f'"{_PIP_NAMES[m]}"' for m in missing)
+    return (
+        f"{' and '.join(missing)} not importable in the cell's venv: add {add} to "
+        f'[install] packages in {matrix.path} (from a checkout: "-e /path/to/pytest-ckptcompat")'
+    )
 
 
 def _missing_tools(session: nox.Session) -> list[str]:
@@ -480,7 +486,10 @@ def uv_cache() -> Path:
 
 def _cached(cache: Path, name: str, version: str) -> bool:
     """Whether uv's cache already holds this wheel unpacked (its layout, read as a hint)."""
-    return any((cache / "archive-v0").glob(f"*/{name}-{version}.dist-info"))
+    archive = cache / "archive-v0"
+    return any(archive.glob(f"*/{name}-{version}.dist-info")) or any(
+        archive.glob(f"*/{name}-{version}+*.dist-info")  # a local build: torch-2.13.0+cpu
+    )
 
 
 def _cpu_build(matrix: Matrix, version: str) -> bool:

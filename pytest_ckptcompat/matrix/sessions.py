@@ -50,6 +50,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packaging.version import Version
+
 from .. import schemas
 from .._version import __version__
 from ..errors import MatrixError
@@ -510,13 +512,13 @@ def cold_estimate(matrix: Matrix) -> list[str]:
     cache = uv_cache()
     gigabytes = 0.0
     fetch = []
-    for version in sorted({c.torch for c in cold}):
+    for version in sorted({c.torch for c in cold}, key=Version):
         if _cached(cache, "torch", version):
             continue
         cpu = _cpu_build(matrix, version)
         gigabytes += _CPU_TORCH_GB if cpu else _CUDA_TORCH_GB
         fetch.append(f"torch {version} ({'CPU' if cpu else 'with CUDA libraries'})")
-    for version in sorted({c.numpy for c in cold}):
+    for version in sorted({c.numpy for c in cold}, key=Version):
         if not _cached(cache, "numpy", version):
             gigabytes += _NUMPY_GB
             fetch.append(f"numpy {version}")

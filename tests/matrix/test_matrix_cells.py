@@ -307,3 +307,57 @@ def test_a_baseline_without_tests_or_sites_says_so(tmp_path):
     result = against_baseline(doc, old)
     assert result.passed  # the only failing test fails on a finding: not a new failure of its own
     assert any("predates test outcomes" in n for n in result.notes)
+
+
+SAVES = """
+import os
+
+def test_state(ckpt_compat):
+    state = {"step": 3}
+    if os.environ.get("SAVE_BREAKS"):
+        state["hook"] = lambda: None  # torch.save cannot pickle it
+    ckpt_compat.check("state", state)
+
+def test_other():
+    pass
+"""
+
+
+def test_a_write_phase_whose_torch_save_raises(pytester, monkeypatch):
+    """For real: the golden it could not rewrite is stale, the cell failed, the test named."""
+    pytester.makepyfile(test_saves=SAVES)
+    goldens, cells = pytester.path / "goldens", pytester.path / "cells"
+    tag = __import__("pytest_ckptcompat.environment").environment.environment()["tag"]
+
+    def run(phase: str) -> None:
+        flag = "--ckpt-compat-update" if phase == "write" else "--ckpt-compat"
+        name = f"{tag}.write.json" if phase == "write" else f"{tag}.json"
+        args = ["-p", "no:cacheprovider", f"--ckpt-compat-dir={goldens}", flag]
+        pytester.runpytest(*args, f"--ckpt-compat-report={cells / name}")
+
+    run("write")  # the earlier release: its golden stays behind
+    monkeypatch.setenv("SAVE_BREAKS", "1")
+    run("write")
+    monkeypatch.delenv("SAVE_BREAKS")
+    run("read")
+    write = json.loads((cells / f"{tag}.write.json").read_text())
+    assert write["run"]["exitstatus"] == 1
+    assert write["written"] == []
+    (broken,) = [t for t in write["tests"] if t["outcome"] != "passed"]
+    assert (broken["nodeid"], broken["outcome"], broken["finding"]) == (
+        "test_saves.py::test_state",
+        "failed",
+        False,
+    )
+    assert "pickle" in broken["message"].lower()
+    line = SAVES.strip().splitlines().index('    ckpt_compat.check("state", state)') + 1
+    assert broken["where"] == f"test_saves.py:{line}"  # the check() that saved it
+    doc = merge_reports(sorted(cells.glob("*.json")))
+    (cell,) = doc["cells"]
+    assert cell["status"] == "failed"
+    assert cell["phases"]["write"]["problem"].startswith(
+        "1 test(s) of the project failed: test_saves.py::test_state failed: "
+    )
+    assert cell["phases"]["read"]["status"] == "ok"
+    (golden,) = doc["outcomes"]
+    assert golden["stale"] == f"not rewritten by {tag}'s write phase in this run (it failed)"

@@ -423,19 +423,22 @@ def _run_phase_everywhere(
                 done += 1
                 line = progress_line(matrix, cell, phase, code, seconds)
                 print(f"[{done}/{len(cells)}] {phase:<5} {cell.tag:<{width}}  {line}", flush=True)
-                if "crashed" in line:
-                    tail = _tail(log_path(matrix, cell.tag, phase), 6)
-                    print("\n".join(f"    | {t}" for t in tail), flush=True)
 
 
 def progress_line(matrix: Matrix, cell: Cell, phase: str, code: int, seconds: float) -> str:
-    """`ok: 6 passed, 2 finding; loads: 25 ok, 3 blocked (12 s)`, from the phase's report."""
+    """`ok: 6 passed, 2 finding; loads: 25 ok, 3 blocked (12 s)`, from the phase's report.
+
+    A failed phase adds a line naming its tests; a crashed one, why and its log's last lines.
+    """
     report = report_path(matrix, cell.tag, phase)
     log = log_path(matrix, cell.tag, phase)
     try:
         doc = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return f"crashed: nox exited {code} and no report was kept ({seconds:.0f} s; log: {log})"
+        tail = "".join(f"\n    | {t}" for t in _tail(log, 6))
+        return (
+            f"crashed: nox exited {code} and no report was kept ({seconds:.0f} s; log: {log}){tail}"
+        )
     entry = phase_entry(doc, report, cell.tag, phase)
     text = ", ".join(f"{n} {o}" for o, n in entry["tests"].items()) or "no tests"
     if phase == "write":
@@ -444,9 +447,13 @@ def progress_line(matrix: Matrix, cell: Cell, phase: str, code: int, seconds: fl
         loads = Counter(r["outcome"] for r in doc.get("records", []) if r.get("kind") == "golden")
         if loads:
             text += "; loads: " + ", ".join(f"{n} {o}" for o, n in loads.most_common())
-    if entry["status"] == "crashed":
-        return f"crashed: {entry['problem']} ({seconds:.0f} s; log: {log})"
-    return f"{entry['status']}: {text} ({seconds:.0f} s)"
+    if entry["status"] == "crashed":  # why, and the end of its log
+        tail = "".join(f"\n    | {t}" for t in _tail(log, 6))
+        return f"crashed: {entry['problem']} ({seconds:.0f} s; log: {log}){tail}"
+    line = f"{entry['status']}: {text} ({seconds:.0f} s)"
+    if entry["status"] == "failed":  # which tests, and why
+        line += f"\n    | {entry['problem']}"
+    return line
 
 
 def _tail(path: Path, lines: int) -> list[str]:

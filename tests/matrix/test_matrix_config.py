@@ -229,3 +229,37 @@ def test_a_cold_run_says_what_it_will_download(tmp_path, monkeypatch):
     (tmp_path / ".nox" / "torch2-5-1-numpy1-25-2-py3-11").mkdir(parents=True)
     (tmp_path / ".nox" / "torch2-13-0-numpy1-25-2-py3-11").mkdir(parents=True)
     assert cold_estimate(matrix) == []
+
+
+def test_one_line_per_cell_and_phase(tmp_path, monkeypatch):
+    import json
+
+    from pytest_ckptcompat.matrix.sessions import log_path, progress_line, report_path
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "matrix.toml"
+    mine.write_text('[matrix]\npython = ["3.11"]\ntorch = ["2.13.0"]\nnumpy = ["2.2.6"]\n')
+    matrix = load_matrix(mine)
+    (cell,) = matrix.cells
+    report = report_path(matrix, cell.tag, "read")
+    report.parent.mkdir(parents=True)
+    tests = [
+        {"nodeid": "t.py::a", "outcome": "passed"},
+        {"nodeid": "t.py::b", "outcome": "failed", "finding": True},
+        {"nodeid": "t.py::c", "outcome": "failed", "message": "OSError: gone", "where": "x.py:3"},
+    ]
+    records = [{"kind": "golden", "outcome": "ok"}, {"kind": "golden", "outcome": "blocked"}]
+    doc = {"tests": tests, "records": records, "run": {"exitstatus": 1}, "reader": {}}
+    report.write_text(json.dumps(doc))
+    assert progress_line(matrix, cell, "read", 0, 12.4) == (
+        "failed: 1 passed, 1 finding, 1 failed; loads: 1 ok, 1 blocked (12 s)\n"
+        "    | 1 test(s) of the project failed: t.py::c failed: OSError: gone (at x.py:3)"
+    )
+    log = log_path(matrix, cell.tag, "write")
+    log.parent.mkdir()
+    log.write_text("nox > uv pip install torch==2.13.0\nerror: no space left on device\n")
+    assert progress_line(matrix, cell, "write", 1, 3.0) == (
+        f"crashed: nox exited 1 and no report was kept (3 s; log: {log})\n"
+        "    | nox > uv pip install torch==2.13.0\n"
+        "    | error: no space left on device"
+    )

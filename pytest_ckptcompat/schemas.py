@@ -366,7 +366,7 @@ class BaselineTest(TypedDict):
     nodeid: str
     site: str
     reader: str
-    outcome: str
+    outcome: str  # vocab.TestOutcome, or `finding` for a failure on a compatibility finding
 
 
 class BaselineLoadSite(TypedDict):

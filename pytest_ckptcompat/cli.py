@@ -83,21 +83,38 @@ def build_parser() -> argparse.ArgumentParser:
         description="Merge cell reports (ckptcompat.report/1, one per reader environment, as "
         "`pytest --ckpt-compat --ckpt-compat-report FILE` writes them) into matrix.md, "
         "matrix.html, matrix.json (ckptcompat.matrix/1) and junit.xml: a global x reader table "
-        "with the fix beside each blocked global, and a writer x reader grid per artifact. "
-        "Exit 0 once written (findings are data; `ckptcompat gate` decides), 2 on a bad report.",
+        "with the fix beside each blocked global, each cell's status, the project's tests and "
+        "torch.load call sites per reader, and a writer x reader grid per artifact. Prints the "
+        "cells and the globals table. Exit 0 once written (findings are data; `ckptcompat gate` "
+        "decides), 2 on a bad report.",
     )
-    report.add_argument("reports", nargs="+", metavar="CELL_REPORT", help="cell report JSON files")
+    report.add_argument(
+        "reports",
+        nargs="*",
+        metavar="CELL_REPORT",
+        help="cell report JSON files: each cell's read phase (<tag>.json) and, from a matrix "
+        "run, its write phase (<tag>.write.json)",
+    )
     report.add_argument(
         "--out", default="matrix/report", metavar="DIR", help="output folder (default: %(default)s)"
+    )
+    report.add_argument(
+        "--matrix",
+        metavar="MATRIX_TOML",
+        help="the matrix file: each of its cells is expected, and one without a report is "
+        "shown (and gated) as crashed",
     )
     gate = sub.add_parser(
         "gate",
         help="fail on loads that broke: against a baseline, or for an upgrade",
         description="Exit 1 when something that loaded no longer does. With --baseline: every "
-        "(artifact, writer, reader) that was ok and is not now, and every global that turned "
-        "from allowed to blocked or missing (fixed ones are reported as good news). With "
-        "--current/--candidate: what loads under the current environment and not under the "
-        "candidate. --write-baseline writes the baseline from MATRIX_JSON.",
+        "(artifact, writer, reader) that was ok and is not now, every global that turned "
+        "from allowed to blocked or missing, every project test that passed and fails now, and "
+        "every torch.load call site that went through and raises now (fixed ones are reported "
+        "as good news). With --current/--candidate: what loads, passes or goes through under "
+        "the current environment and not under the candidate, named by file:line. Both fail on "
+        "a crashed cell. --write-baseline writes the baseline from MATRIX_JSON (never from a "
+        "matrix with a crashed cell).",
     )
     gate.add_argument("matrix", metavar="MATRIX_JSON", help="matrix.json from `ckptcompat report`")
     mode = gate.add_mutually_exclusive_group(required=True)
@@ -219,9 +236,16 @@ def _report(args: argparse.Namespace) -> int:
     # No torch import: merging runs anywhere, e.g. in a CI job without torch.
     from .files import atomic_write
     from .matrix.merge import fix_verified_line, merge_reports
-    from .matrix.render import html_page, junit, markdown, summary_line
+    from .matrix.render import console, html_page, junit, markdown
 
-    doc = merge_reports(Path(p) for p in args.reports)
+    expect: list[str] = []
+    if args.matrix:
+        from .matrix.config import load_matrix
+
+        expect = load_matrix(args.matrix).tags
+    elif not args.reports:
+        raise CkptCompatError("report: give cell reports, or --matrix (or both)")
+    doc = merge_reports((Path(p) for p in args.reports), expect)
     out = Path(args.out)
     outputs = {
         "matrix.md": markdown(doc),
@@ -234,8 +258,8 @@ def _report(args: argparse.Namespace) -> int:
         outputs[SNIPPET_FILE] = doc["fix"]["snippet"] + "\n"
     for name, text in outputs.items():
         atomic_write(out / name, text.encode("utf-8"))
-    print(f"{summary_line(doc)}\n{fix_verified_line(doc)}")
-    print(f"wrote {', '.join(str(out / n) for n in outputs)}")
+    print(f"{console(doc)}\n{fix_verified_line(doc)}")
+    print(f"\nwrote {', '.join(str(out / n) for n in outputs)}")
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ is imported inside the fixture, so a test session that never asks for
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,11 +100,16 @@ def pytest_configure(config: pytest.Config) -> None:
     from .runstate import RunState
 
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
-    config.stash[STATE] = RunState(run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex))
+    config.stash[STATE] = RunState(
+        run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex), started=time.monotonic()
+    )
     config.addinivalue_line("markers", MARKER_HELP)
     config.pluginmanager.register(_Passed(config.stash[STATE]), "ckptcompat-passed")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "ckptcompat-xdist")
+    if config.getoption("ckpt_compat_report"):
+        # The report carries every test's outcome: only when one is written.
+        config.pluginmanager.register(_TestLog(config), "ckptcompat-tests")
     if config.getoption("ckpt_compat_audit") or config.getoption("ckpt_compat"):
         from .audit import Auditor
 
@@ -134,6 +140,41 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+class _TestLog:
+    """Each test's outcome for the report (registered only when a report is written).
+
+    Where a test runs (a worker, or this process), a failed report gets the
+    project line the failure was raised in; the controller (or this process)
+    folds every report into the run state.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.collects = not _is_worker(config)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        if call.excinfo is not None and report.failed:
+            from .testlog import FINDING_ATTR, WHERE_ATTR, is_finding, where
+
+            setattr(report, WHERE_ATTR, where(call.excinfo, self.config.rootpath))
+            setattr(report, FINDING_ATTR, is_finding(call.excinfo))
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.collects:
+            from .testlog import record
+
+            record(run_state(self.config).tests, report)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if self.collects and report.failed:
+            from .testlog import record_collect_error
+
+            record_collect_error(run_state(self.config).tests, report)
 
 
 class _XdistHooks:
@@ -207,6 +248,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             from .environment import environment
 
             state.reader = environment()
+        state.run = {
+            "update": bool(config.getoption("ckpt_compat_update")),
+            "compat": bool(config.getoption("ckpt_compat")),
+            "exitstatus": int(exitstatus),
+            "duration": round(time.monotonic() - state.started, 2),
+            "partial": state.partial,
+        }
         write_report(state, Path(report))
 
 

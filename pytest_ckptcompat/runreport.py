@@ -18,8 +18,18 @@ matrix merges):
       "load_sites": [                    # the runtime audit (--ckpt-compat-audit)
         {"kind": "load-site", "site": "mylib/utils.py:102", "project_site", "weights_only",
          "effective", "env", "calls", "loadable", "blocked", "fix", "error", "tests"}
-      ]
+      ],
+      "tests": [                         # every test of the run, collection errors included
+        {"nodeid", "site": "tests/test_io.py:12", "outcome": "passed" | "skipped" | "xfailed"
+         | "xpassed" | "failed" | "error", "finding": bool, "message", "where": "src/x.py:40"}
+      ],
+      "run": {"update": bool, "compat": bool, "exitstatus": 0, "duration": 12.3, "partial": bool},
+      "cell": {"phase": "write" | "read", "problem": ""}   # added by the matrix's cell session
     }
+
+`finding` marks a failure raised by `ckpt_compat` itself (a load the grids
+show); `where` is the project line a failure was raised in. `tests` and `run`
+were added after the first release: older reports lack them.
 
 `outcome` is one of ok, blocked, missing, mismatch, error. `kind` is
 `golden` for a stored golden of `writer` read here, `live` for what the test
@@ -58,6 +68,9 @@ def report_doc(state: RunState) -> ReportDoc:
         "stale": state.stale,
         "load_sites": sorted(state.load_sites.values(), key=lambda s: s["site"]),
         "allowlist": state.allowlist,
+        "tests": sorted(state.tests.values(), key=lambda t: t["nodeid"]),
+        "run": state.run
+        or {"update": False, "compat": False, "exitstatus": None, "duration": 0.0, "partial": True},
     }
 
 

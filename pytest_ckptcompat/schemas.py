@@ -145,9 +145,35 @@ class LoadSiteDoc(TypedDict):
     tests: list[str]
 
 
-class ReportDoc(TypedDict):
-    """`ckptcompat.report/1`: one pytest run in one reader environment."""
+class TestDoc(TypedDict):
+    """One test of the run and how it went (`tests[]`; collection errors included)."""
 
+    nodeid: str
+    site: str  # path:line of the test (or of the module that failed to collect)
+    outcome: str  # vocab.TestOutcome: passed, skipped, xfailed, xpassed, failed, error
+    finding: bool  # it failed on a compatibility finding of ckpt_compat (check, roundtrip)
+    message: str  # the failure's first line ("" when it passed)
+    where: str  # path:line of the project's code the failure was raised in ("": unknown)
+
+
+class RunDoc(TypedDict):
+    """How the pytest run itself went (`run`)."""
+
+    update: bool  # --ckpt-compat-update: the matrix's write phase
+    compat: bool  # --ckpt-compat: the matrix's read phase
+    exitstatus: int | None  # pytest's exit code (None: pytest did not get that far)
+    duration: float  # seconds
+    partial: bool  # deselection, -k, node ids, -x: not every test ran
+
+
+class CellDoc(TypedDict):
+    """What the version matrix's cell session adds to the report it keeps (`cell`)."""
+
+    phase: str  # write, read
+    problem: str  # why the phase did not run to the end ("" when it did)
+
+
+class _ReportRequired(TypedDict):
     schema: str
     plugin: str
     created: str
@@ -157,6 +183,17 @@ class ReportDoc(TypedDict):
     stale: list[StaleDoc]
     load_sites: list[LoadSiteDoc]
     allowlist: list[str]  # the project's ini allowlist in this run (ckpt_compat_safe_globals)
+    tests: list[TestDoc]
+    run: RunDoc
+
+
+class ReportDoc(_ReportRequired, total=False):
+    """`ckptcompat.report/1`: one pytest run in one reader environment.
+
+    `allowlist`, `tests` and `run` were added later: reports written before lack them.
+    """
+
+    cell: CellDoc
 
 
 # --- ckptcompat.matrix/1 -------------------------------------------------------------
@@ -184,6 +221,81 @@ class MatrixOutcome(TypedDict):
     missing: list[str]
     message: str
     test: str
+    stale: str  # why the golden read is not from this run's write phase ("": it is)
+
+
+class MatrixNotRead(TypedDict):
+    """An (artifact, writer, reader) of the grid with no outcome, and why (`not_read[]`)."""
+
+    artifact: str
+    writer: str
+    reader: str
+    why: str
+
+
+class MatrixPhase(TypedDict):
+    """One phase (write, read) of one cell (`cells[].phases`)."""
+
+    status: str  # vocab.CellStatus
+    problem: str  # why it did not run to the end, or which tests failed ("" when ok)
+    exitstatus: int | None
+    duration: float
+    tests: dict[str, int]  # outcome -> number of tests
+    report: str  # the cell report it came from ("" when none)
+    log: str  # the phase's full output, when the matrix run kept it ("" otherwise)
+
+
+class MatrixCell(TypedDict):
+    """A cell of the matrix (an environment that writes and reads) and how its run went."""
+
+    tag: str
+    status: str  # vocab.CellStatus: the worse of its phases
+    phases: dict[str, MatrixPhase]  # absent phase: its report was not given to the merge
+
+
+class MatrixTest(TypedDict):
+    """One test of the project in one reader (`tests[]`): the worse of its phases."""
+
+    nodeid: str
+    site: str
+    reader: str
+    outcome: str  # vocab.TestOutcome
+    phase: str  # the phase that outcome comes from
+    finding: bool  # failed on a compatibility finding (shown in the grids already)
+    message: str
+    where: str
+
+
+class MatrixLoadSite(TypedDict):
+    """One `torch.load` call site in one reader, from the audit (`load_sites[]`)."""
+
+    site: str  # path:line (inside an installed package: from its site-packages folder on)
+    project_site: str  # the project's line that led there, for a site in a package
+    reader: str
+    state: str  # vocab.SiteState: works, at-risk, fails
+    weights_only: str
+    calls: int
+    blocked: list[str]
+    error: str  # what the real call raised
+    fix: str
+    tests: list[str]
+
+
+class MatrixStaleGlobal(TypedDict):
+    """A global only stale goldens hold: the code of this run no longer saves it."""
+
+    name: str
+    artifacts: list[str]
+    writers: list[str]
+
+
+class MatrixTotals(TypedDict):
+    """`expected` = readers x writers x artifacts = `read` + `not_read`."""
+
+    expected: int
+    read: int
+    not_read: int
+    stale: int
 
 
 class MatrixFix(TypedDict):
@@ -207,7 +319,12 @@ class MatrixGlobal(TypedDict):
 
 
 class MatrixDoc(TypedDict):
-    """`ckptcompat.matrix/1`: every reader's cell report, merged."""
+    """`ckptcompat.matrix/1`: every reader's cell report, merged.
+
+    Added after the first release (absent from older documents): `cells`,
+    `tests`, `load_sites`, `not_read`, `stale_globals`, `totals`, `allowlist`,
+    `fix`, and `outcomes[].stale`.
+    """
 
     schema: str
     plugin: str
@@ -218,6 +335,12 @@ class MatrixDoc(TypedDict):
     outcomes: list[MatrixOutcome]
     globals: list[MatrixGlobal]
     counts: dict[str, int]
+    cells: list[MatrixCell]
+    tests: list[MatrixTest]
+    load_sites: list[MatrixLoadSite]
+    not_read: list[MatrixNotRead]
+    stale_globals: list[MatrixStaleGlobal]
+    totals: MatrixTotals
     allowlist: list[str]  # the project's own allowlist, as its cells reported it
     fix: MatrixFixCheck
 
@@ -274,13 +397,39 @@ class BaselineGlobal(TypedDict):
     status: str
 
 
-class BaselineDoc(TypedDict):
-    """`ckptcompat.baseline/1`: what the gate compares, sorted so it diffs well."""
+class BaselineTest(TypedDict):
+    """A project test's outcome in one reader, as the gate compares it."""
 
+    nodeid: str
+    site: str
+    reader: str
+    outcome: str  # vocab.TestOutcome, or `finding` for a failure on a compatibility finding
+
+
+class BaselineLoadSite(TypedDict):
+    """A `torch.load` call site's state in one reader, as the gate compares it."""
+
+    site: str
+    reader: str
+    state: str
+
+
+class _BaselineRequired(TypedDict):
     schema: str
     created: str
     outcomes: list[BaselineOutcome]
     globals: list[BaselineGlobal]
+
+
+class BaselineDoc(_BaselineRequired, total=False):
+    """`ckptcompat.baseline/1`: what the gate compares, sorted so it diffs well.
+
+    `tests` and `load_sites` were added later: a baseline without them is not
+    compared on them (the gate says so).
+    """
+
+    tests: list[BaselineTest]
+    load_sites: list[BaselineLoadSite]
 
 
 # --- ckptcompat.lint/1 ---------------------------------------------------------------

@@ -129,9 +129,12 @@ def test_workflow_matches_the_noxfile_and_the_matrix_file():
     uploads = {s["name"]: s["path"] for s in _step_inputs(text, "actions/upload-artifact")}
     assert uploads == {
         f"goldens-{cell}": matrix.goldens,
+        f"cell-write-{cell}": f"{matrix.cell_reports}/{cell}.write.json",
         f"cell-{cell}": f"{matrix.cell_reports}/{cell}.json",
         "matrix-report": matrix.report,
     }
+    # Each phase's report is kept when the phase failed: the report says why.
+    assert text.count("if: ${{ !cancelled() }}") == 2
     downloads = [
         (s["pattern"], s["path"], s["merge-multiple"])
         for s in _step_inputs(text, "actions/download-artifact")
@@ -142,7 +145,10 @@ def test_workflow_matches_the_noxfile_and_the_matrix_file():
     ]
 
     # Report, summary, JUnit and gate read and write where the matrix file says.
-    report = f"pytest_ckptcompat report {matrix.cell_reports}/*.json --out {matrix.report}"
+    report = (
+        f"pytest_ckptcompat report {matrix.cell_reports}/*.json --matrix {DEFAULT_MATRIX} "
+        f"--out {matrix.report}"
+    )
     assert f"python -m {report}" in text
     assert f'cat {matrix.report}/matrix.md >> "$GITHUB_STEP_SUMMARY"' in text
     (junit,) = _step_inputs(text, "mikepenz/action-junit-report")

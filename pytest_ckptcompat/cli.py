@@ -17,7 +17,6 @@ from .errors import CkptCompatError
 from .options import SAFE_GLOBALS_INI
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
-SNIPPET_FILE = "safe_globals.py"  # beside the matrix report: the allowlist every reader gets
 
 
 class _Parser(argparse.ArgumentParser):
@@ -125,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_fix = sub.add_parser(
         "check-fix",
         help="apply the matrix's allowlist snippet here and load every golden with plain torch",
-        description=f"Execute SNIPPET (the {SNIPPET_FILE} `ckptcompat report` writes, or any "
+        description="Execute SNIPPET (the safe_globals.py `ckptcompat report` writes, or any "
         "allowlist code you would paste), then load every golden under GOLDENS with "
         "torch.load(weights_only=True) and nothing else. Writes ckptcompat.fixcheck/1 JSON "
         "(give it to `ckptcompat report` with the cell reports). Exit 0 when every golden "
@@ -236,7 +235,7 @@ def _report(args: argparse.Namespace) -> int:
     # No torch import: merging runs anywhere, e.g. in a CI job without torch.
     from .files import atomic_write
     from .matrix.merge import fix_verified_line, merge_reports
-    from .matrix.render import console, html_page, junit, markdown
+    from .matrix.render import SNIPPET_FILE, console, html_page, junit, markdown
 
     expect: list[str] = []
     if args.matrix:

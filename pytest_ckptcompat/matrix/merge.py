@@ -51,10 +51,10 @@ from .. import schemas
 from .._version import __version__
 from ..environment import parse_tag, tag_key
 from ..errors import ReportError
-from ..files import sha256
 from ..scan import releases
 from ..scan.fixes import Fix, fix_for_name, snippet
 from ..scan.names import is_numpy_2_only
+from ..scan.snippet import digest
 from ..schemas import (
     FixCheckDoc,
     MatrixCell,
@@ -419,7 +419,7 @@ def _fix_check_summary(
     """What the matrix's snippet did in each reader: verified, failed, or not checked."""
     fix = matrix_snippet(statuses, allowlist)
     code = fix.code[0] if fix else ""
-    digest = sha256(code.encode())
+    sha = digest(code)
     covered = set(fix.entries) if fix else set()
     by_reader = {c["reader"]["tag"]: c for c in checks}
     verdicts: dict[str, str] = {}
@@ -434,7 +434,7 @@ def _fix_check_summary(
         if check is None:
             verdicts[tag] = "not checked"
             continue
-        if check["snippet_sha256"] != digest:
+        if check["snippet_sha256"] != sha:
             verdicts[tag] = "stale (checked another snippet)"
             continue
         loads = {(r["artifact"], r["writer"]): r for r in check["results"]}
@@ -450,7 +450,7 @@ def _fix_check_summary(
                     f"fix: {why}"
                 )
         verdicts[tag] = "verified" if len(failures) == before else "failed"
-    return {"snippet": code, "sha256": digest, "readers": verdicts, "failures": failures}
+    return {"snippet": code, "sha256": sha, "readers": verdicts, "failures": failures}
 
 
 def _fix_should_load(row: MatrixOutcome, covered: set[str]) -> bool:

@@ -23,6 +23,8 @@ from ..schemas import MatrixDoc, MatrixGlobal, MatrixOutcome
 from .cells import site_label
 from .merge import fix_notes, fix_of, fix_verified_line
 
+#: Beside the report: the allowlist every reader gets (`ckptcompat check-fix` applies it).
+SNIPPET_FILE = "safe_globals.py"
 _STATUS_MD = {
     "allowed": "✅ allowed",
     "allowed-user": "✅ allowlisted",

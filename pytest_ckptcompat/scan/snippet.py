@@ -18,6 +18,7 @@ in a test and what a user pastes are the same function.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Iterable
 from typing import Any
@@ -47,6 +48,11 @@ def helper_source() -> str:
     source = inspect.getsource(named)
     source = source.replace("def named(obj: Any, name: str) -> Any:", "def _named(obj, name):")
     return source.replace("(*args: Any, **kwargs: Any) -> Any:", "(*args, **kwargs):")
+
+
+def digest(code: str) -> str:
+    """Which snippet a fix check applied: sha256 of its text, whatever its last newlines."""
+    return hashlib.sha256(code.strip().encode()).hexdigest()
 
 
 def render_snippet(

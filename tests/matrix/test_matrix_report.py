@@ -215,3 +215,36 @@ def test_upgrade_mode(report):
     )
     assert "builtins.set: blocked under" in proc.stdout
     assert "fixed by the upgrade" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_matrix_proves_its_own_fix(cells, report, old_python, tmp_path):
+    """Each reader applies the report's safe_globals.py and loads every golden with plain torch."""
+    snippet = report / "safe_globals.py"
+    assert "allow_checkpoint_globals()" in snippet.read_text()
+    goldens = next(iter(cells.values())).parents[1] / "goldens"
+    checks = []
+    for tag, python in ((OLD_TAG, old_python), (environment()["tag"], Path(sys.executable))):
+        out = tmp_path / f"{tag}.fix.json"
+        proc = subprocess.run(
+            [str(python), "-m", "pytest_ckptcompat", "check-fix", str(snippet), str(goldens),
+             "--out", str(out)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert f"{2 * ARTIFACTS} of {2 * ARTIFACTS} goldens load" in proc.stderr
+        checks.append(str(out))
+    merged = tmp_path / "merged"
+    proc = _cli("report", *map(str, cells.values()), *checks, "--out", str(merged))
+    assert proc.returncode == 0, proc.stderr
+    assert "fix verified on 2/2 readers" in proc.stdout
+    doc = json.loads((merged / "matrix.json").read_text())
+    assert doc["fix"]["readers"] == {OLD_TAG: "verified", environment()["tag"]: "verified"}
+    # A snippet that is not the report's counts for nothing: stale, not verified.
+    (tmp_path / "other.py").write_text(
+        snippet.read_text().replace("SAFE_GLOBALS = [", "SAFE_GLOBALS = [\n    set,")
+    )
+    stale = tmp_path / "stale.fix.json"
+    _cli("check-fix", str(tmp_path / "other.py"), str(goldens), "--out", str(stale))
+    proc = _cli("report", *map(str, cells.values()), str(stale), "--out", str(merged))
+    assert "stale (checked another snippet)" in proc.stdout

@@ -117,11 +117,15 @@ class Allowlist:
             except SafeGlobalError as exc:
                 missing[name] = str(exc)
                 continue
-            types.add(
-                f"{getattr(obj, '__module__', 'builtins')}.{getattr(obj, '__qualname__', '')}"
-            )
+            own = f"{getattr(obj, '__module__', 'builtins')}.{getattr(obj, '__qualname__', '')}"
+            types.add(own)
             # Keyed by the entry's own spelling on every torch (an alias where the
-            # object is spelled otherwise here: the snippet we print does the same).
+            # object is spelled otherwise here: the snippet we print does the same),
+            # and by the object's own name, which is what this Python and numpy
+            # write (`pathlib._local.PurePosixPath` on Python 3.13).
             entries.append(named(obj, name))
             keys.add(name)
+            if own != name and getattr(obj, "__name__", None) == own.rpartition(".")[2]:
+                entries.append(obj)
+                keys.add(own)
         return cls(entries, frozenset(keys), frozenset(types), missing)

@@ -31,9 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ckptcompat",
         description="Serialization compatibility of PyTorch checkpoints under "
         "torch.load(weights_only=True).",
+        epilog="Exit codes, for every command: 0 fine, 1 an incompatibility, difference or "
+        "regression was found, 2 bad usage or unreadable input.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # Not `required`: a bare `ckptcompat` prints this help (main), not an argparse error.
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     scan = sub.add_parser(
         "scan",
         help="which globals a checkpoint needs and whether it loads here (never executes it)",
@@ -136,9 +139,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What a command whose reader went away exits with (`ckptcompat scan ... | head`): the
+#: status a shell reports for a Unix tool killed by SIGPIPE (128 + 13), neither 1
+#: ("found") nor 2 ("bad usage").
+EXIT_BROKEN_PIPE = 128 + 13
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so the interpreter's last flush cannot fail a second time."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (stdout replaced in-process)
+        pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        # A bare `ckptcompat` asks what it can do: the help, with the usage exit code
+        # (as ruff and uv do), since no command ran.
+        parser.print_help()
+        return EXIT_USAGE
     try:
         if args.command == "scan":
             return _scan(args)

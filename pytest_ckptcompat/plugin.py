@@ -99,6 +99,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the marker, the run state, the xdist hooks and (when asked) the audit."""
     from .runstate import RunState
 
+    _check_usage(config)
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     config.stash[STATE] = RunState(
         run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex), started=time.monotonic()
@@ -116,6 +117,37 @@ def pytest_configure(config: pytest.Config) -> None:
         auditor = Auditor(config.rootpath, list(config.getini(AUDIT_IGNORE_INI)))
         auditor.install()
         config.stash[AUDITOR] = auditor
+
+
+def _check_usage(config: pytest.Config) -> None:
+    """Refuse, in one line, what would otherwise fail in every test or as an INTERNALERROR."""
+    modes = [
+        flag
+        for flag, dest in (
+            ("--ckpt-compat", "ckpt_compat"),
+            ("--ckpt-compat-update", "ckpt_compat_update"),
+            ("--ckpt-compat-audit", "ckpt_compat_audit"),
+        )
+        if config.getoption(dest)
+    ]
+    if modes:
+        try:
+            import torch  # noqa: F401  # the modes load and save with this torch
+        except ImportError as exc:
+            raise pytest.UsageError(
+                f"{modes[0]} needs torch, which is not importable here ({exc}): install torch "
+                f"in this environment, or run pytest without {modes[0]}"
+            ) from None
+    entries = config.getini(SAFE_GLOBALS_INI)
+    if entries:
+        from .errors import SafeGlobalError
+        from .scan.allowlist import parse_entries
+
+        where = f"{config.inipath or 'the pytest configuration'} ({SAFE_GLOBALS_INI})"
+        try:
+            parse_entries(entries, where)
+        except SafeGlobalError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -341,6 +373,14 @@ def ckpt_compat(request: pytest.FixtureRequest) -> CkptCompat:
     blocked global, where it sits in `obj` and the fix; when it loads but
     differs, the failure names each differing path and both values.
     """
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(
+            f"ckpt_compat needs torch, which is not importable here ({exc}): install torch in "
+            "this environment",
+            pytrace=False,
+        )
     from .fixture import CkptCompat
 
     return CkptCompat(request)

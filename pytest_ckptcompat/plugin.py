@@ -138,6 +138,10 @@ def _check_usage(config: pytest.Config) -> None:
                 f"{modes[0]} needs torch, which is not importable here ({exc}): install torch "
                 f"in this environment, or run pytest without {modes[0]}"
             ) from None
+    if not _is_worker(config):
+        from .pathoptions import check_spaced_path_options
+
+        check_spaced_path_options(config)
     entries = config.getini(SAFE_GLOBALS_INI)
     if entries:
         from .errors import SafeGlobalError

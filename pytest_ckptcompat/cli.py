@@ -46,7 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
         "loadable, 1 when one is not, 2 when one cannot be read.",
     )
     scan.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint files")
-    scan.add_argument("--json", action="store_true", help="print ckptcompat.scan/1 JSON")
+    scan.add_argument(
+        "--format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="text (default), json (ckptcompat.scan/1) or sarif (SARIF 2.1.0 for GitHub code "
+        "scanning: one result per blocked, missing or dangerous global, the file as location)",
+    )
+    scan.add_argument(
+        "--json", action="store_const", const="json", dest="format", help="same as --format json"
+    )
     scan.add_argument(
         "--safe-global",
         action="append",
@@ -78,7 +87,43 @@ def build_parser() -> argparse.ArgumentParser:
         "be read or parsed.",
     )
     lint.add_argument("paths", nargs="+", metavar="PATH", help="Python files or directories")
-    lint.add_argument("--json", action="store_true", help="print ckptcompat.lint/1 JSON")
+    lint.add_argument(
+        "--format",
+        choices=("text", "json", "github", "sarif"),
+        default="text",
+        help="text (default), json (ckptcompat.lint/1), github (workflow annotations) or sarif "
+        "(SARIF 2.1.0 for GitHub code scanning)",
+    )
+    lint.add_argument(
+        "--json", action="store_const", const="json", dest="format", help="same as --format json"
+    )
+    lint.add_argument(
+        "--config",
+        metavar="PYPROJECT",
+        help="read [tool.ckptcompat.lint] from this file (default: the nearest pyproject.toml "
+        "with that table, from the current directory up)",
+    )
+    lint.add_argument(
+        "--no-config", action="store_true", help="ignore [tool.ckptcompat.lint]: every code"
+    )
+    lint.add_argument(
+        "--select",
+        action="append",
+        metavar="CODES",
+        help="report only these codes or prefixes (comma-separated; replaces the file's select)",
+    )
+    lint.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="CODES",
+        help="do not report these codes or prefixes (comma-separated; added to the file's)",
+    )
+    lint.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when something is found (2 still means unreadable input)",
+    )
     report = sub.add_parser(
         "report",
         help="merge the version matrix's cell reports (markdown, html, json, junit)",
@@ -225,14 +270,19 @@ def _scan(args: argparse.Namespace) -> int:
 
     allowlist = Allowlist.build(names)
     results = [scan_file(Path(p), rules, allowlist) for p in args.paths]
-    if args.json:
+    if args.format in ("json", "sarif"):
         doc = {
             "schema": schemas.SCAN,
             "torch": rules.version,
             "numpy": _numpy_version(),
             "files": [r.to_json() for r in results],
         }
-        print(json.dumps(doc, indent=2))
+        if args.format == "sarif":
+            from .sarif import scan_log
+
+            print(json.dumps(scan_log(doc), indent=2))
+        else:
+            print(json.dumps(doc, indent=2))
     else:
         from .scan.text import scan_text
 
@@ -247,24 +297,38 @@ def _scan(args: argparse.Namespace) -> int:
 
 def _lint(args: argparse.Namespace) -> int:
     # Deliberately no torch import: linting must work (and be fast) without it.
-    from .lint import lint_paths
+    from . import lintformat
+    from .lint import CODES, lint_paths
+    from .lintconfig import find_config, load_config
 
-    result = lint_paths(args.paths)
-    if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+    if args.no_config:
+        path = None
+    elif args.config:
+        path = Path(args.config)
     else:
-        for finding in result.findings:
-            print(finding.to_text())
-        files = len({f.path for f in result.findings})
-        print(
-            f"ckptcompat lint: {len(result.findings)} finding(s) in {files} of "
-            f"{result.files_checked} file(s) checked"
-        )
+        path = find_config()
+    config = load_config(path, CODES).with_codes(
+        [c for v in args.select for c in v.split(",")] if args.select else None,
+        [c for v in args.ignore for c in v.split(",")],
+        CODES,
+    )
+    result = lint_paths(args.paths, config)
+    if args.format == "json":
+        print(json.dumps(result.to_json(), indent=2))
+    elif args.format == "sarif":
+        from .sarif import lint_log
+
+        print(json.dumps(lint_log(result), indent=2))
+    elif args.format == "github":
+        if result.findings or result.errors:
+            print(lintformat.github(result))
+    else:
+        print(lintformat.text(result))
     for error in result.errors:
         print(f"ckptcompat: error: {error}", file=sys.stderr)
     if result.errors:
         return EXIT_USAGE
-    return EXIT_FOUND if result.findings else EXIT_OK
+    return EXIT_FOUND if result.findings and not args.exit_zero else EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:

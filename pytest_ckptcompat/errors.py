@@ -50,6 +50,10 @@ class LintFileError(FileProblem):
     """A Python file `ckptcompat lint` cannot read or parse."""
 
 
+class LintConfigError(CkptCompatError):
+    """`[tool.ckptcompat.lint]` or a `--select` / `--ignore` value is malformed (named in it)."""
+
+
 class MatrixError(CkptCompatError):
     """The matrix file is malformed; the message names the file and the key."""
 

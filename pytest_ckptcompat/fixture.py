@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -168,6 +169,7 @@ class CkptCompat:
             if isinstance(payload, GoldenError):
                 record = Record(name, writer, tag, "error", str(payload))
             else:
+                started = time.perf_counter()
                 res = load_outcome(
                     payload,
                     obj,
@@ -180,6 +182,7 @@ class CkptCompat:
                     name, writer, tag, res.outcome, res.message, res.blocked, res.missing, res.fix
                 )
                 record.globals = res.globals
+                record.duration = round(time.perf_counter() - started, 4)
             record.test, record.writer_env = test, writer_env
             record.kind = "live" if i == len(sources) - 1 else "golden"
             records.append(record)

@@ -66,6 +66,7 @@ class Record:
     # Every name the file needs and its status in this reader: allowed,
     # allowed-user, blocked or missing (what the matrix's global table shows).
     globals: dict[str, str] = field(default_factory=dict)
+    duration: float = 0.0  # seconds to load and compare it here
 
     def to_json(self) -> RecordDoc:
         """The record as it stands in `ckptcompat.report/1`."""

@@ -278,8 +278,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _find_stale(session, state)
     report = config.getoption("ckpt_compat_report")
     if report:
-        from .runreport import write_report
+        from .runreport import repo_rootdir, write_report
 
+        state.rootdir = repo_rootdir(config.rootpath)
         if not state.reader:
             from .environment import environment
 

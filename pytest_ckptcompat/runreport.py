@@ -56,7 +56,7 @@ from .vocab import OUTCOMES
 def report_doc(state: RunState) -> ReportDoc:
     """The `ckptcompat.report/1` document of a run."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return {
+    doc: ReportDoc = {
         "schema": schemas.REPORT,
         "plugin": __version__,
         "created": now,
@@ -72,6 +72,22 @@ def report_doc(state: RunState) -> ReportDoc:
         "run": state.run
         or {"update": False, "compat": False, "exitstatus": None, "duration": 0.0, "partial": True},
     }
+    if state.rootdir is not None:
+        doc["rootdir"] = state.rootdir
+    return doc
+
+
+def repo_rootdir(rootdir: Path) -> str | None:
+    """`rootdir` relative to the git work tree it is in ("." at its top; None outside one).
+
+    Paths in the report (test node ids, call sites) are relative to pytest's
+    rootdir; with this, the matrix gives them from the repository, as CI
+    annotations need them (a cell's rootdir is often a subfolder).
+    """
+    for folder in (rootdir, *rootdir.parents):
+        if (folder / ".git").exists():  # a folder, or a file in a worktree or submodule
+            return rootdir.relative_to(folder).as_posix()
+    return None
 
 
 def write_report(state: RunState, path: Path) -> None:

@@ -45,6 +45,7 @@ class RunState:
     # recorded when a report is written.
     tests: dict[str, TestDoc] = field(default_factory=dict)
     started: float = 0.0  # time.monotonic() at configure
+    rootdir: str | None = None  # pytest's rootdir in its git work tree (see repo_rootdir)
     run: RunDoc | None = None  # how pytest's session went, once it finished
 
     def add_load_sites(self, sites: list[LoadSiteDoc]) -> None:

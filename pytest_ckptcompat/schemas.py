@@ -105,6 +105,7 @@ class RecordDoc(TypedDict):
     writer_env: dict[str, Any]
     kind: str  # "golden": a stored golden read here; "live": saved and loaded here now
     globals: dict[str, str]  # every name the file needs -> its status in this reader
+    duration: float  # seconds to load and compare it here (added later: older reports lack it)
 
 
 class WrittenDoc(TypedDict):
@@ -154,6 +155,7 @@ class TestDoc(TypedDict):
     finding: bool  # it failed on a compatibility finding of ckpt_compat (check, roundtrip)
     message: str  # the failure's first line ("" when it passed)
     where: str  # path:line of the project's code the failure was raised in ("": unknown)
+    duration: float  # seconds, its phases added up (added later: older reports lack it)
 
 
 class RunDoc(TypedDict):
@@ -194,6 +196,9 @@ class ReportDoc(_ReportRequired, total=False):
     """
 
     cell: CellDoc
+    # The pytest rootdir relative to the git work tree it is in ("." at its top), so
+    # test and call-site paths (relative to the rootdir) can be given from the repository.
+    rootdir: str
 
 
 # --- ckptcompat.matrix/1 -------------------------------------------------------------
@@ -208,6 +213,7 @@ class MatrixReader(TypedDict):
     python: str
     platform: str
     report: str
+    rootdir: str | None  # its cell's pytest rootdir in the repository (None: not known)
 
 
 class MatrixOutcome(TypedDict):
@@ -222,6 +228,7 @@ class MatrixOutcome(TypedDict):
     message: str
     test: str
     stale: str  # why the golden read is not from this run's write phase ("": it is)
+    duration: float  # seconds the reader took to load and compare it (0: not recorded)
 
 
 class MatrixNotRead(TypedDict):
@@ -264,6 +271,7 @@ class MatrixTest(TypedDict):
     finding: bool  # failed on a compatibility finding (shown in the grids already)
     message: str
     where: str
+    duration: float  # seconds, in the phase the outcome comes from
 
 
 class MatrixLoadSite(TypedDict):

@@ -45,11 +45,17 @@ def outcome_of(report: Any) -> str | None:
 
 
 def record(tests: dict[str, TestDoc], report: Any) -> None:
-    """Fold one `TestReport` (setup, call or teardown) into `tests`: the worst phase wins."""
+    """Fold one `TestReport` (setup, call or teardown) into `tests`: the worst phase wins.
+
+    `duration` adds up the phases' seconds, whichever phase settles the outcome.
+    """
+    have = tests.get(report.nodeid)
+    duration = round(float(getattr(report, "duration", 0.0) or 0.0), 4)
+    if have is not None:
+        have["duration"] = round(have.get("duration", 0.0) + duration, 4)
     outcome = outcome_of(report)
     if outcome is None:
         return
-    have = tests.get(report.nodeid)
     if have is not None and TEST_OUTCOMES.index(have["outcome"]) >= TEST_OUTCOMES.index(outcome):  # type: ignore[arg-type,unused-ignore]
         return
     failed = outcome in ("failed", "error")
@@ -60,6 +66,7 @@ def record(tests: dict[str, TestDoc], report: Any) -> None:
         "finding": failed and bool(getattr(report, FINDING_ATTR, False)),
         "message": _message(report) if failed else "",
         "where": str(getattr(report, WHERE_ATTR, "")) if failed else "",
+        "duration": have["duration"] if have is not None else duration,
     }
 
 
@@ -74,6 +81,7 @@ def record_collect_error(tests: dict[str, TestDoc], report: Any) -> None:
         "finding": False,
         "message": _message(report),
         "where": "",
+        "duration": round(float(getattr(report, "duration", 0.0) or 0.0), 4),
     }
 
 

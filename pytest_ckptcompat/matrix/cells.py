@@ -153,6 +153,7 @@ def test_rows(reports: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[Ma
                     "finding": bool(t.get("finding")),
                     "message": t.get("message", ""),
                     "where": t.get("where", ""),
+                    "duration": float(t.get("duration", 0.0) or 0.0),
                 }
     return sorted(rows.values(), key=lambda r: (r["nodeid"], tag_key(r["reader"])))
 

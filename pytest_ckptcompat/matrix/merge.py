@@ -225,6 +225,7 @@ def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDo
                 "message": r.get("message", ""),
                 "test": r.get("test", ""),
                 "stale": stale,
+                "duration": float(r.get("duration", 0.0) or 0.0),
             }
             (outcomes if golden else live)[key] = row
             found.append((r, reader, stale))
@@ -356,6 +357,7 @@ def _reader(phases: dict[str, _Cell], tag: str) -> MatrixReader:
             "python": parts.get("python", ""),
             "platform": "",
             "report": "",
+            "rootdir": None,
         }
     r = cell.reader
     return {
@@ -365,6 +367,14 @@ def _reader(phases: dict[str, _Cell], tag: str) -> MatrixReader:
         "python": r.get("python", ""),
         "platform": r.get("platform", ""),
         "report": str(cell.path) if "read" in phases else "",
+        "rootdir": next(
+            (
+                str(c.doc["rootdir"])
+                for c in phases.values()
+                if isinstance(c.doc.get("rootdir"), str)
+            ),
+            None,
+        ),
     }
 
 

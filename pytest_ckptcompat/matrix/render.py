@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import html
+import posixpath
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
@@ -225,8 +226,57 @@ def _not_read_why(doc: MatrixDoc) -> dict[tuple[str, str, str], str]:
     return {(n["artifact"], n["writer"], n["reader"]): n["why"] for n in doc.get("not_read", [])}
 
 
-def markdown(doc: MatrixDoc) -> str:
-    """The whole report as GitHub-flavoured Markdown."""
+#: GitHub's limit on one step's summary (`$GITHUB_STEP_SUMMARY`): 1 MiB.
+STEP_SUMMARY_LIMIT = 1024 * 1024
+#: What `markdown` keeps under by default: the limit, less room for lines a workflow adds.
+MARKDOWN_BUDGET = STEP_SUMMARY_LIMIT - 32 * 1024
+_HTML_POINTER = "matrix.html (beside this file; in CI, the `matrix-report` artifact)"
+
+
+def markdown(doc: MatrixDoc, limit: int = MARKDOWN_BUDGET) -> str:
+    """The report as GitHub-flavoured Markdown, at most `limit` bytes (UTF-8).
+
+    A step summary over GitHub's 1 MiB is refused whole, so a large matrix gets
+    a summary: each artifact's writer x reader grid becomes one row of counts,
+    and the page points at the HTML, which always has everything. Should even
+    that be too long, the page is cut at a line, saying so.
+    """
+    text = _markdown(doc, grids=True)
+    if len(text.encode()) <= limit:
+        return text
+    text = _markdown(doc, grids=False)
+    if len(text.encode()) <= limit:
+        return text
+    tail = (
+        f"\n\n**The report is cut here** to stay under GitHub's 1 MiB step-summary limit: "
+        f"the whole report is {_HTML_POINTER}.\n"
+    )
+    room = limit - len(tail.encode())
+    cut = text.encode()[:room].decode("utf-8", errors="ignore")
+    return cut[: cut.rfind("\n")] + tail
+
+
+def _grid_counts_md(doc: MatrixDoc) -> list[str]:
+    """One row per artifact: how many squares of its grid came out how (the summary form)."""
+    columns = [*_OUTCOME_MD, "not read", "stale"]
+    rows: dict[str, dict[str, int]] = {a: dict.fromkeys(columns, 0) for a in doc["artifacts"]}
+    for o in doc["outcomes"]:
+        counts = rows.setdefault(o["artifact"], dict.fromkeys(columns, 0))
+        counts[o["outcome"]] += 1
+        counts["stale"] += 1 if o.get("stale") else 0
+    for n in doc.get("not_read", []):
+        rows.setdefault(n["artifact"], dict.fromkeys(columns, 0))["not read"] += 1
+    labels = [_OUTCOME_MD.get(c, c) for c in columns]
+    out = [
+        "| artifact | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for artifact, counts in rows.items():
+        out.append(f"| `{artifact}` | " + " | ".join(str(counts[c]) for c in columns) + " |")
+    return out
+
+
+def _markdown(doc: MatrixDoc, *, grids: bool) -> str:
     readers = [r["tag"] for r in doc["readers"]]
     out = ["# Checkpoint compatibility matrix", "", summary_line(doc) + ".", ""]
     out += _cells_md(doc)
@@ -266,6 +316,19 @@ def markdown(doc: MatrixDoc) -> str:
     out += _tests_md(doc, readers)
     out += _sites_md(doc, readers)
     out += ["", "## Writer x reader, per artifact", ""]
+    if not grids:
+        squares = len(doc["outcomes"]) + len(doc.get("not_read", []))
+        out.append(
+            f"How the {squares} squares of each artifact's writer x reader grid came out. "
+            "The grids themselves, with a note for every square that is not ok, are left out "
+            "to keep this page under GitHub's 1 MiB step-summary limit: they are in "
+            f"{_HTML_POINTER}."
+        )
+        out += ["", *_grid_counts_md(doc)]
+        out += ["", "## Legend", ""]
+        out += [f"- {symbol}: {meaning}" for symbol, meaning in LEGEND]
+        out.append("")
+        return "\n".join(out)
     out.append("Rows: the environment that wrote the golden; columns: the one that read it.")
     by_artifact = _grid(doc)
     why = _not_read_why(doc)
@@ -677,12 +740,42 @@ def _sites_html(doc: MatrixDoc, readers: list[str], head: str) -> list[str]:
     return parts
 
 
-def _suite(root: ET.Element, name: str, timestamp: str) -> ET.Element:
-    return ET.SubElement(root, "testsuite", name=name, timestamp=timestamp)
+def _seconds(value: object) -> str:
+    # SUREFIRE_TIME in the Jenkins/xunit schema: digits, at most three decimals.
+    try:
+        return f"{max(float(value), 0.0):.3f}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "0.000"
 
 
-def _case(suite: ET.Element, classname: str, name: str, file: str = "") -> ET.Element:
-    return ET.SubElement(suite, "testcase", classname=classname, name=name, file=file)
+class _Suite:
+    """A testsuite whose testcases are grouped by file.
+
+    The JUnit schema pytest validates against (Jenkins' xunit, junit-10.xsd)
+    has no `file` attribute on a testcase, only on a testsuite: so the cases of
+    each file sit in a nested testsuite carrying `file`, which is where CI
+    annotations (mikepenz/action-junit-report, Jenkins) look for it. Cases with
+    no file sit in the suite itself.
+    """
+
+    def __init__(self, root: ET.Element, name: str, timestamp: str) -> None:
+        self.element = ET.SubElement(root, "testsuite", name=name, timestamp=timestamp)
+        self.files: dict[str, ET.Element] = {}
+
+    def case(self, classname: str, name: str, time: object, file: str = "") -> ET.Element:
+        parent = self.element
+        if file:
+            parent = self.files.get(file) or self.files.setdefault(
+                file, ET.SubElement(self.element, "testsuite", name=file, file=file)
+            )
+        return ET.SubElement(
+            parent, "testcase", classname=classname, name=name, time=_seconds(time)
+        )
+
+    def finish(self) -> None:
+        for child in self.files.values():
+            _count(child)
+        _count(self.element)
 
 
 def _fail(case: ET.Element, kind: str, message: str, text: str = "") -> None:
@@ -691,11 +784,24 @@ def _fail(case: ET.Element, kind: str, message: str, text: str = "") -> None:
 
 
 def _count(suite: ET.Element) -> None:
-    cases = suite.findall("testcase")
+    cases = list(suite.iter("testcase"))
     suite.set("tests", str(len(cases)))
     suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
     suite.set("errors", "0")
     suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
+    suite.set("time", _seconds(sum(float(c.get("time", "0")) for c in cases)))
+
+
+def _in_repository(doc: MatrixDoc) -> dict[str, str | None]:
+    """Each reader's pytest rootdir in the repository (None: its report did not say)."""
+    return {r["tag"]: r.get("rootdir") for r in doc["readers"]}
+
+
+def repo_path(rootdir: str | None, path: str) -> str:
+    """A path relative to a cell's pytest rootdir, given from the repository."""
+    if not path or rootdir in (None, ".", "") or path.startswith("/"):
+        return path
+    return posixpath.normpath(posixpath.join(str(rootdir), path))
 
 
 def junit(doc: MatrixDoc) -> str:
@@ -706,32 +812,40 @@ def junit(doc: MatrixDoc) -> str:
     golden says so. `ckptcompat-cells`: a cell that failed or crashed fails.
     `ckptcompat-tests`: one per (test, reader), as pytest judged it.
     `ckptcompat-load-sites`: one per (call site, reader); a call that raised fails.
+    Files are given from the repository (each cell's rootdir in it is in its
+    report), in nested per-file suites; every testcase and suite has a `time`.
+    The document is valid against the Jenkins/xunit schema pytest's own tests use.
     """
     root = ET.Element("testsuites", name="ckptcompat")
     created = doc["created"]
-    loads = _suite(root, "ckptcompat-matrix", created)
+    roots = _in_repository(doc)
+    loads = _Suite(root, "ckptcompat-matrix", created)
     for o in doc["outcomes"]:
-        case = _case(
-            loads,
+        module = o["test"].split("::")[0] if o["test"] else ""
+        file = repo_path(roots.get(o["reader"]), module)
+        case = loads.case(
             f"ckptcompat.{o['artifact']}",
             f"{o['writer']} -> {o['reader']}",
-            o["test"].split("::")[0] if o["test"] else "",
+            o.get("duration", 0.0),
+            file,
         )
         stale = f" (stale golden: {o['stale']})" if o.get("stale") else ""
         if o["outcome"] != "ok":
             names = ", ".join(o["blocked"] + o["missing"])
             message = f"{o['outcome']}{': ' + names if names else ''}{stale}"
-            _fail(case, o["outcome"], message, o["message"])
+            at = f"\nchecked by {repo_path(roots.get(o['reader']), o['test'])}" if o["test"] else ""
+            _fail(case, o["outcome"], message, o["message"] + at)
         elif stale:
             ET.SubElement(case, "system-out").text = stale.strip()
     for n in doc.get("not_read", []):
-        case = _case(loads, f"ckptcompat.{n['artifact']}", f"{n['writer']} -> {n['reader']}")
+        case = loads.case(f"ckptcompat.{n['artifact']}", f"{n['writer']} -> {n['reader']}", 0)
         ET.SubElement(case, "skipped", message=f"not read: {n['why']}")
-    _count(loads)
+    loads.finish()
     if doc.get("cells"):
-        suite = _suite(root, "ckptcompat-cells", created)
+        suite = _Suite(root, "ckptcompat-cells", created)
         for c in doc["cells"]:
-            case = _case(suite, "ckptcompat.cells", c["tag"])
+            took = sum(float(p.get("duration") or 0) for p in c["phases"].values())
+            case = suite.case("ckptcompat.cells", c["tag"], took)
             if c["status"] != "ok":
                 problems = [
                     f"{name} phase: {p['problem']}"
@@ -739,31 +853,49 @@ def junit(doc: MatrixDoc) -> str:
                     if p["problem"]
                 ]
                 _fail(case, c["status"], "; ".join(problems) or c["status"], "\n".join(problems))
-        _count(suite)
+        suite.finish()
     if doc.get("tests"):
-        suite = _suite(root, "ckptcompat-tests", created)
+        suite = _Suite(root, "ckptcompat-tests", created)
         for t in doc["tests"]:
-            module = t["nodeid"].split("::")[0]
-            case = _case(suite, f"ckptcompat.tests.{t['reader']}", t["nodeid"], module)
+            prefix = roots.get(t["reader"])
+            module = repo_path(prefix, t["nodeid"].split("::")[0])
+            case = suite.case(
+                f"ckptcompat.tests.{t['reader']}", t["nodeid"], t.get("duration", 0.0), module
+            )
             if t["outcome"] in ("failed", "error"):
                 kind = "finding" if t["finding"] else t["outcome"]
-                at = f" (at {t['where']})" if t["where"] else ""
-                _fail(case, kind, f"{t['outcome']} in the {t['phase']} phase: {t['message']}{at}")
+                at = f" (at {repo_path(prefix, t['where'])})" if t["where"] else ""
+                # ` path:line` in the text: where annotation tools read the line from.
+                text = f"test at {repo_path(prefix, t['site'])}" if t.get("site") else ""
+                _fail(
+                    case,
+                    kind,
+                    f"{t['outcome']} in the {t['phase']} phase: {t['message']}{at}",
+                    text,
+                )
             elif t["outcome"] in ("skipped", "xfailed"):
                 ET.SubElement(case, "skipped", message=t["outcome"])
-        _count(suite)
+        suite.finish()
     if doc.get("load_sites"):
-        suite = _suite(root, "ckptcompat-load-sites", created)
+        suite = _Suite(root, "ckptcompat-load-sites", created)
         for row in doc["load_sites"]:
             label = site_label(row)
-            case = _case(
-                suite, f"ckptcompat.load_sites.{row['reader']}", label, row["site"].split(":")[0]
-            )
+            path = row["site"].rsplit(":", 1)[0]
+            inside = path and not path.startswith("/") and "site-packages/" not in path
+            file = repo_path(roots.get(row["reader"]), path) if inside else ""
+            case = suite.case(f"ckptcompat.load_sites.{row['reader']}", label, 0, file)
             if row["state"] == "fails":
-                _fail(case, "fails", f"torch.load raised: {row['error']}", row["fix"])
+                line = row["site"].rsplit(":", 1)[-1]
+                text = "\n".join(filter(None, [row["fix"], f"at {file}:{line}" if file else ""]))
+                _fail(case, "fails", f"torch.load raised: {row['error']}", text)
             elif row["state"] == "at-risk":
                 ET.SubElement(case, "system-out").text = _site_note(row)
-        _count(suite)
+        suite.finish()
+    cases = list(root.iter("testcase"))
+    root.set("tests", str(len(cases)))
+    root.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
+    root.set("errors", "0")
+    root.set("time", _seconds(sum(float(c.get("time", "0")) for c in cases)))
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

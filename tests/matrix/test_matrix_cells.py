@@ -177,7 +177,7 @@ def test_stale_goldens_are_marked_and_their_globals_kept_apart(tmp_path):
     assert "; 2 of them from stale goldens" in md
     page = html_page(doc)
     assert 'class="blocked stale"' in page
-    cases = ET.fromstring(junit(doc).split("\n", 1)[1]).find("testsuite").findall("testcase")
+    cases = ET.fromstring(junit(doc).split("\n", 1)[1]).find("testsuite").iter("testcase")
     messages = [c.find("failure").get("message") for c in cases if c.find("failure") is not None]
     assert messages == [f"blocked: builtins.set (stale golden: {reason})"]
 

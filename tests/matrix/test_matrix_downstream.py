@@ -148,12 +148,12 @@ def test_every_rendering_shows_the_broken_loader(matrix):
     root = ET.parse(matrix / "junit.xml").getroot()
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     sites = suites["ckptcompat-load-sites"]
-    failed = [c for c in sites.findall("testcase") if c.find("failure") is not None]
+    failed = [c for c in sites.iter("testcase") if c.find("failure") is not None]
     assert [c.get("name") for c in failed] == [site]
     tests = suites["ckptcompat-tests"]
     failures = [
         c.get("name")
-        for c in tests.findall("testcase")
+        for c in tests.iter("testcase")
         if (f := c.find("failure")) is not None and f.get("type") == "failed"
     ]
     assert failures == [nodeid]

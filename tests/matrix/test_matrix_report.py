@@ -148,7 +148,7 @@ def test_markdown_html_junit(report):
     assert "http" not in page.split("</style>")[0]
     suite = ET.parse(report / "junit.xml").getroot().find("testsuite")
     assert suite is not None
-    cases = suite.findall("testcase")
+    cases = list(suite.iter("testcase"))  # grouped in per-file suites
     assert len(cases) == 4 * ARTIFACTS  # one per (artifact, writer, reader)
     failed = [c for c in cases if c.find("failure") is not None]
     assert int(suite.get("failures", "-1")) == len(failed) > 0

@@ -14,7 +14,7 @@ from .options import MARKER, SAFE_GLOBALS_INI
 from .outcomes import Compare, Record, load_outcome, torch_says, weights_only_load
 from .project_config import first_party_packages
 from .runstate import claims_dir, golden_root, run_state
-from .scan.allowlist import Allowlist, parse_entries, parse_entry, torch_key
+from .scan.allowlist import Allowlist, parse_entries, parse_entry, spellings, torch_key
 from .scan.rules import TorchRules
 from .scan.verdict import Verdict
 
@@ -231,11 +231,13 @@ class CkptCompat:
         __tracebackhide__ = True
         from .runreport import table
 
-        expected = set(self.expect_blocked)
-        known = [r for r in records if r.outcome == "blocked" and set(r.blocked) <= expected]
+        expected = self._expected_spellings()
+        covered = frozenset().union(*expected.values())
+        known = [r for r in records if r.outcome == "blocked" and set(r.blocked) <= covered]
         bad = [r for r in records if r.outcome != "ok" and r not in known]
         if expected:
-            loads = sorted(expected - {g for r in records for g in r.blocked})
+            blocked_here = {g for r in records for g in r.blocked}
+            loads = sorted(e for e, names in expected.items() if not names & blocked_here)
             if loads:
                 pytest.fail(
                     f"ckpt_compat.check({name!r}): expect_blocked lists {', '.join(loads)}, but "
@@ -281,10 +283,11 @@ class CkptCompat:
 
     def _check_expected_blocked(self, verdict: Verdict, error: BaseException | None) -> None:
         __tracebackhide__ = True
-        expected = set(self.expect_blocked)
+        expected = self._expected_spellings()
         blocked = set(verdict.blocked)
-        if error is None or not expected <= blocked:
-            loads = sorted(expected - blocked) if error is not None else sorted(expected)
+        unmatched = sorted(e for e, names in expected.items() if not names & blocked)
+        if error is None or unmatched:
+            loads = unmatched if error is not None else sorted(expected)
             pytest.fail(
                 f"ckpt_compat: expect_blocked lists {', '.join(loads)}, but "
                 f"{'they now load' if len(loads) > 1 else 'it now loads'} under torch "
@@ -292,8 +295,17 @@ class CkptCompat:
                 "@pytest.mark.ckpt_compat(expect_blocked=[...])",
                 pytrace=False,
             )
-        if blocked <= expected and not verdict.obstacles:
+        if blocked <= frozenset().union(*expected.values()) and not verdict.obstacles:
             pytest.xfail(f"blocked as expected: {', '.join(sorted(expected))}")
+
+    def _expected_spellings(self) -> dict[str, frozenset[str]]:
+        """Each `expect_blocked` entry and the names it stands for in a pickle written here.
+
+        An entry names the object, as an allowlist entry does: `pathlib.PurePosixPath`
+        is written `pathlib._local.PurePosixPath` by Python 3.13, and
+        `numpy.core.multiarray.scalar` is `numpy._core.multiarray.scalar` under numpy 2.
+        """
+        return {e: spellings(e) for e in self.expect_blocked}
 
     def _blocked_message(
         self, obj: object, verdict: Verdict, error: BaseException, rules: TorchRules

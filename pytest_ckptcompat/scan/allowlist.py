@@ -88,6 +88,37 @@ def import_dotted(name: str) -> object:
     raise ModuleNotFoundError(f"No module named {parts[0]!r}")
 
 
+def own_name(obj: object) -> str | None:
+    """`module.qualname` as this Python and numpy write `obj` in a pickle (None: no such name)."""
+    module = getattr(obj, "__module__", None) or "builtins"
+    qualname = getattr(obj, "__qualname__", None)
+    if (
+        not isinstance(qualname, str)
+        or getattr(obj, "__name__", None) != qualname.rpartition(".")[2]
+    ):
+        return None
+    return f"{module}.{qualname}"
+
+
+def spellings(name: str) -> frozenset[str]:
+    """`name`, and every other name the same object is written under here.
+
+    `pathlib.PurePosixPath` -> also `pathlib._local.PurePosixPath` on Python 3.13;
+    `numpy.core.multiarray.scalar` -> also `numpy._core.multiarray.scalar`. An entry
+    that names nothing here stands for itself only.
+    """
+    out = {name}
+    if other := other_numpy_spelling(name):
+        out.add(other)
+    try:
+        obj = resolve(name)
+    except SafeGlobalError:
+        return frozenset(out)
+    if own := own_name(obj):
+        out.add(own)
+    return frozenset(out)
+
+
 def torch_key(obj: object, rules: TorchRules) -> str:
     """The key torch computes for an object registered without a name."""
     module = getattr(obj, "__module__", None) or "builtins"

@@ -143,6 +143,7 @@ def small(tmp_path_factory):
 
 def test_junit_is_valid_against_the_schema_pytest_validates_with(small):
     import xmlschema  # a test dependency (pyproject's `test` group)
+
     schema = xmlschema.XMLSchema(str(XSD))
     schema.validate(str(small / "junit.xml"))  # raises on the first violation
 

@@ -320,13 +320,28 @@ def format_mismatches(ms: list[Mismatch]) -> str:
 # Comparison
 
 
+#: `deep_diff(devices={ANY_DEVICE: ANY_DEVICE})`: the device is not compared (a golden
+#: from another writer holds that writer's devices), values are, on the loaded device.
+ANY_DEVICE = "*"
+
+
 def deep_diff(
-    expected: object, actual: object, *, limit: int = 20, structure: bool = False
+    expected: object,
+    actual: object,
+    *,
+    limit: int = 20,
+    structure: bool = False,
+    devices: dict[str, str] | None = None,
 ) -> list[Mismatch]:
     """Compare two checkpoint objects deeply; return at most `limit` mismatches.
 
     `structure=True` compares only keys, types, shapes and dtypes (for
     artifacts with random content), never values.
+
+    `devices` says where the load put tensors saved on a device this machine does
+    not have (`{"cuda:0": "cpu"}`, what `map_location` did): an expected tensor on
+    such a device is expected there, and its values are compared on that device.
+    Without it a tensor must come back on the device it was saved from.
 
     The walk stops as soon as `limit` mismatches are found. An empty list means
     the objects are equal in every way a save/load roundtrip must preserve.
@@ -335,7 +350,7 @@ def deep_diff(
     """
     if limit <= 0:
         return []
-    differ = _Differ(limit, structure)
+    differ = _Differ(limit, structure, devices or {})
     # Comparisons of foreign objects may warn (numpy, torch deprecations); the
     # diff is a diagnostic and must not fail a test run that turns warnings
     # into errors.
@@ -348,9 +363,12 @@ def deep_diff(
 class _Differ:
     """State of one `deep_diff` call: results, cycle memo, keep-alive list."""
 
-    def __init__(self, limit: int, structure: bool = False) -> None:
+    def __init__(
+        self, limit: int, structure: bool = False, devices: dict[str, str] | None = None
+    ) -> None:
         self.limit = limit
         self.structure = structure
+        self.devices = devices or {}
         self.out: list[Mismatch] = []
         self.seen: set[tuple[int, int]] = set()
         # Objects whose ids are in `seen`. Temporaries (state_dict() results,
@@ -540,11 +558,17 @@ class _Differ:
 
     def _diff_tensor(self, torch: Any, e: Any, a: Any, path: str, depth: int) -> None:
         differs = False
+        # Where the load was to put it: where it was saved, or where map_location sent it.
+        mapped = self.devices.get(str(e.device)) or self.devices.get(ANY_DEVICE)
+        if mapped == ANY_DEVICE:
+            expected_device = a.device
+        else:
+            expected_device = torch.device(mapped) if mapped else e.device
         for reason, ev, av in (
             ("layout", e.layout, a.layout),
             ("dtype", e.dtype, a.dtype),
             ("shape", _shape_text(e.shape), _shape_text(a.shape)),
-            ("device", e.device, a.device),
+            ("device", expected_device, a.device),
             # torch.save keeps requires_grad of every tensor, not just Parameters.
             ("requires_grad", e.requires_grad, a.requires_grad),
         ):
@@ -557,6 +581,8 @@ class _Differ:
             # Meta tensors have no data: shape and dtype are all there is.
             return
         ev, av = e.detach(), a.detach()
+        if mapped and ev.device != av.device:
+            ev = ev.to(av.device)  # compared where the load put it
         if ev.is_quantized:
             if not self._diff_quantization(e, a, path, depth):
                 return

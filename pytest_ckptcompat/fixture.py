@@ -11,7 +11,7 @@ import pytest
 
 from .errors import SafeGlobalError
 from .options import MARKER, SAFE_GLOBALS_INI
-from .outcomes import Compare, Record, load_outcome, torch_says, weights_only_load
+from .outcomes import Compare, Record, devices_note, load_here, load_outcome, torch_says
 from .project_config import first_party_packages
 from .runstate import claims_dir, golden_root, run_state
 from .scan.allowlist import Allowlist, parse_entries, parse_entry, spellings, torch_key
@@ -65,9 +65,10 @@ class CkptCompat:
         data = buffer.getvalue()
         verdict = _verdict(data, rules, allowlist)
         loaded: Any = None
+        mapped: dict[str, str] = {}
         error: BaseException | None = None
         try:
-            loaded = weights_only_load(data, allowlist)
+            loaded, mapped = load_here(data, allowlist)
         except Exception as exc:  # any failure of torch.load is the finding
             error = exc
 
@@ -75,11 +76,12 @@ class CkptCompat:
             self._check_expected_blocked(verdict, error)
         if error is not None:
             pytest.fail(self._blocked_message(obj, verdict, error, rules), pytrace=False)
-        mismatches = deep_diff(obj, loaded)
+        mismatches = deep_diff(obj, loaded, devices=mapped)
         if mismatches:
+            note = devices_note(mapped) or "tensors loaded on the devices they were saved from"
             pytest.fail(
                 "ckpt_compat.roundtrip: loads under weights_only=True, but differs from what "
-                f"was saved:\n{format_mismatches(mismatches)}",
+                f"was saved ({note}):\n{format_mismatches(mismatches)}",
                 pytrace=False,
             )
         return loaded
@@ -177,6 +179,8 @@ class CkptCompat:
                     allowlist=allowlist,
                     compare=compare,
                     first_party=self._first_party,
+                    # A golden holds its writer's devices; what this code saves now, ours.
+                    same_devices=i == len(sources) - 1,
                 )
                 record = Record(
                     name, writer, tag, res.outcome, res.message, res.blocked, res.missing, res.fix

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import torchcompat
-from .compare import deep_diff, format_mismatches, state_dict_report
+from .compare import ANY_DEVICE, deep_diff, format_mismatches, state_dict_report
 from .scan.allowlist import Allowlist
 from .scan.fixes import advise
 from .scan.names import is_numpy_dtype_class
@@ -81,8 +81,16 @@ def load_outcome(
     allowlist: Allowlist,
     compare: Compare = "equal",
     first_party: frozenset[str] = frozenset(),
+    same_devices: bool = True,
 ) -> LoadResult:
-    """Load `data` here under weights_only=True and classify it against `expected`."""
+    """Load `data` here under weights_only=True and classify it against `expected`.
+
+    Tensors load where a user's `torch.load` puts them (`load_here`). With
+    `same_devices` (this environment's own save) each must come back on the
+    device it was saved from (or the CPU, where that device is missing here);
+    without it (another writer's golden, saved on that writer's hardware) the
+    device is not compared, the values are.
+    """
     from .scan.scanner import scan_bytes
 
     scan = scan_bytes(data, rules, allowlist, shown="golden")
@@ -90,25 +98,61 @@ def load_outcome(
         return LoadResult("error", f"unreadable checkpoint: {scan.error}")
     verdict = scan.verdict
     try:
-        loaded = weights_only_load(data, allowlist)
+        loaded, mapped = load_here(data, allowlist)
     except Exception as exc:  # any failure of torch.load is the finding
         return _classify_failure(exc, verdict, rules, first_party)
     # It loaded, so torch allowed every name, whatever the scan predicted.
     statuses: dict[str, str] = {
         r.lookup: r.status if r.allowed else "allowed" for r in verdict.requirements
     }
-    problem = _compare(expected, loaded, compare)
+    devices = mapped if same_devices else {ANY_DEVICE: ANY_DEVICE}
+    problem = _compare(expected, loaded, compare, devices)
+    if problem and (note := devices_note(mapped)):
+        problem = f"{problem}\n({note})"
     return LoadResult("mismatch" if problem else "ok", problem, globals=statuses)
 
 
 def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
     """`torch.load(weights_only=True)` of `torch.save` bytes, with `allowlist` registered."""
+    return load_here(data, allowlist)[0]
+
+
+def load_here(data: bytes, allowlist: Allowlist) -> tuple[Any, dict[str, str]]:
+    """Load as a user does here: tensors on the device they were saved from, where it exists.
+
+    A tensor saved on a device this machine does not have (`cuda:0` on a CPU-only
+    runner) is loaded on the CPU, as `map_location="cpu"` does; the second value
+    says which devices were so mapped (`{"cuda:0": "cpu"}`, empty when none).
+    """
     import torch
+    import torch.serialization as ts
+
+    mapped: dict[str, str] = {}
+    default: Any = ts.default_restore_location
+
+    def restore(storage: Any, location: str) -> Any:
+        try:
+            return default(storage, location)
+        except RuntimeError:  # no such device here (torch's own "use map_location" error)
+            mapped[location] = "cpu"
+            return storage  # torch deserialized it on the CPU
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # protocol and numpy deprecation noise
         with torchcompat.safe_globals(allowlist.entries):
-            return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+            loaded = torch.load(io.BytesIO(data), weights_only=True, map_location=restore)
+    return loaded, mapped
+
+
+def devices_note(mapped: dict[str, str]) -> str:
+    """What `load_here` did with devices, for a message ("" when it kept every one)."""
+    if not mapped:
+        return ""
+    saved = ", ".join(sorted(mapped))
+    return (
+        f"saved on {saved}, which this machine does not have: loaded with "
+        "map_location='cpu' and compared on the CPU"
+    )
 
 
 def _classify_failure(
@@ -203,14 +247,16 @@ def _findable(module: str) -> bool:
         return False
 
 
-def _compare(expected: object, loaded: object, compare: Compare) -> str:
+def _compare(
+    expected: object, loaded: object, compare: Compare, devices: dict[str, str] | None = None
+) -> str:
     if callable(compare):
         try:
             verdict = compare(expected, loaded)
         except AssertionError as exc:
             return f"compare callable failed: {exc}"
         return "" if verdict is None or verdict else "compare callable returned False"
-    mismatches = deep_diff(expected, loaded, structure=compare == "structure")
+    mismatches = deep_diff(expected, loaded, structure=compare == "structure", devices=devices)
     if not mismatches:
         return ""
     lines = state_dict_report(expected, loaded)

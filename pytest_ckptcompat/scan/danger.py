@@ -82,9 +82,9 @@ _MODULES: Final[dict[str, str]] = {
             "logging.handlers", "torch.utils.tensorboard", "torch.onnx", "pandas.io",
             "numpy.lib.npyio", "numpy.lib.format", "numpy.lib._npyio_impl",
             "numpy.lib._format_impl", "numpy._core.memmap", "numpy.core.memmap",
-            "filecmp", "syslog", "cgitb", "wave", "sunau", "aifc", "mailbox", "readline",
-            "netrc", "mimetypes", "xml.sax", "xml.dom", "xml.etree.ElementInclude", "winreg",
-            "_winreg", "msilib", "_posixshmem", "torch.serialization",
+            "filecmp", "syslog", "_sqlite3", "cgitb", "wave", "sunau", "aifc", "mailbox",
+            "readline", "netrc", "mimetypes", "xml.sax", "xml.dom", "xml.etree.ElementInclude",
+            "winreg", "_winreg", "msilib", "_posixshmem", "torch.serialization",
             "torch.utils.data.datapipes", "torch.utils.file_baton", "torch.utils.hipify",
         ),
         _FILES,
@@ -123,8 +123,9 @@ _NAMES: Final[dict[str, str]] = {
     **dict.fromkeys(
         (
             "builtins.eval", "builtins.exec", "builtins.compile", "builtins.breakpoint",
-            "builtins.input", "builtins.help", "builtins.apply", "builtins.execfile",
-            "builtins.reload", "builtins.exit", "builtins.quit", "functools.reduce",
+            "builtins.input", "builtins.raw_input", "builtins.help", "torch.compile",
+            "builtins.apply", "builtins.execfile", "builtins.reload", "builtins.exit",
+            "builtins.quit", "functools.reduce",
             "typing.get_type_hints", "typing._eval_type", "typing.evaluate_forward_ref",
             "typing_extensions.get_type_hints", "typing_extensions.evaluate_forward_ref",
             "functools.partial.__call__", "pandas.eval", "sympy.sympify",
@@ -205,6 +206,8 @@ def _reason(name: str) -> str:
     if name.startswith(DYNAMIC_GLOBAL):
         return "its name is computed while loading: it can be any global at all"
     name = py3_name(name)  # what CPython's unpickler loads for a Python 2 name
+    if name.startswith("__builtins__."):  # no such module; scanners flag it as builtins
+        name = "builtins." + name[len("__builtins__.") :]
     if name in _HARMLESS:
         return ""
     if name in _NAMES:

@@ -22,8 +22,9 @@ Outcome = Literal["ok", "blocked", "missing", "mismatch", "error"]
 #: Good to bad, as reports list them.
 OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
 
-#: How a reader meets a name: as a GLOBAL, or as a type BUILD / NEWOBJ checks.
-Kind = Literal["global", "build", "newobj"]
+#: How a reader meets a name: as a GLOBAL, or as a type BUILD / NEWOBJ checks;
+#: "setitem": what a file writes into (a tensor, a storage: always dangerous).
+Kind = Literal["global", "build", "newobj", "setitem"]
 
 
 def is_allowed(status: str) -> bool:

@@ -62,6 +62,22 @@ def test_hides_objects(type_name, state, hides):
     assert hides_objects(type_name, state) is hides
 
 
+def test_a_structured_dtype_hides_nothing_when_the_pickle_made_no_object_dtype():
+    state = (3, "|", None, ("x", "y"), {}, 8, 1, 0)
+    assert not hides_objects("numpy.dtypes.VoidDType", state, object_fields=False)
+    assert hides_objects("numpy.dtypes.VoidDType", state, object_fields=True)
+
+
+def test_honest_structured_arrays_are_not_flagged():
+    import numpy as np
+    import torch
+
+    for dtype in ([("x", "f4"), ("y", "i4")], [("x", "f4"), ("o", "O")], ("f8", (2,))):
+        buf = io.BytesIO()
+        torch.save({"rec": np.zeros(2, dtype=dtype)}, buf)
+        assert not analyze(_data_pkl(buf.getvalue())).forged_dtypes, dtype
+
+
 def test_honest_numpy_pickles_keep_the_fast_path(rules):
     import numpy as np
     import torch

@@ -434,6 +434,30 @@ def memo_type_confusion(s: Path, port: int) -> bytes:
             + b"K\x42" + STOP)  # fmt: skip
 
 
+def runpy_run_path(s: Path, port: int) -> bytes:
+    # runpy.run_path(file) runs a file the attacker placed (beside the sentinel folder).
+    script = s.parent.with_name(s.parent.name + "-chained") / f"{s.name}.py"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(py_code(s) + "\n")
+    return pickled(calls("runpy", "run_path", str(script)), 4)
+
+
+def spawnv_passfds(s: Path, port: int) -> bytes:
+    # multiprocessing.util.spawnv_passfds(path, args, fds) forks and execs.
+    argv = [b"/bin/sh", b"-c", shell(s).encode()]
+    return pickled(calls("multiprocessing.util", "spawnv_passfds", b"/bin/sh", argv, ()), 4)
+
+
+def interactive_runsource(s: Path, port: int) -> bytes:
+    # getattr(code.InteractiveInterpreter(), "runsource")(source)
+    runsource = calls("builtins", "getattr", calls("code", "InteractiveInterpreter"), "runsource")
+    return pickled(call(runsource, py_code(s)), 4)
+
+
+def pty_spawn(s: Path, port: int) -> bytes:
+    return pickled(calls("pty", "spawn", ["/bin/sh", "-c", shell(s)]), 4)
+
+
 def eval_p4(s: Path, port: int) -> bytes:
     return pickled(calls("builtins", "eval", py_code(s)), 4)
 
@@ -842,6 +866,18 @@ CASES: tuple[Case, ...] = (
     Case("zip-crc-corrupted", ".pt", eval_p4, ("builtins.eval",),
          "torch zip with wrong CRCs (zipfile refuses it, torch does not check)",
          "picklescan malicious1_crc", wrap=crc_corrupted),
+    # fickling's own advisories (GHSA-wfq2-52f7-7qvj, -q5qq-mvfm-j35x, -r7v6-mfhq-g3m2).
+    Case("runpy-run-path", ".pkl", runpy_run_path, ("runpy.run_path",),
+         "runpy.run_path(file) runs a file the attacker placed", "fickling GHSA-wfq2-52f7-7qvj"),
+    Case("multiprocessing-spawnv-passfds", ".pkl", spawnv_passfds,
+         ("multiprocessing.util.spawnv_passfds",), "spawnv_passfds forks and execs a shell",
+         "fickling GHSA-q5qq-mvfm-j35x"),
+    Case("code-interactive-runsource", ".pkl", interactive_runsource,
+         ("code.InteractiveInterpreter", "builtins.getattr"),
+         "getattr(code.InteractiveInterpreter(), 'runsource')(src)",
+         "fickling GHSA-q5qq-mvfm-j35x"),
+    Case("pty-spawn", ".pkl", pty_spawn, ("pty.spawn",), "pty.spawn(argv) runs a command",
+         "fickling GHSA-r7v6-mfhq-g3m2"),
     # Bypass classes: ways to reach code without a name on a list.
     Case("copyreg-add-extension", ".pkl", copyreg_extension, ("copyreg.add_extension",),
          "copyreg.add_extension('posix', 'system', n), then EXT2 n", "modelaudit"),
@@ -915,6 +951,33 @@ CASES: tuple[Case, ...] = (
          "SETITEM on a tensor while loading (torch < 2.10; CVE-2026-24747)",
          "modelaudit CVE-2026-24747", effect="none", proof="", torch_runs="<2.10"),
 )  # fmt: skip
+
+
+#: The class of each case that is not an advisory's name (for the side-by-side table).
+KINDS: dict[str, str] = {
+    **dict.fromkeys(
+        ("memo-keyerror", "memo-type-confusion", "copyreg-add-extension", "typing-get-type-hints",
+         "inspect-getattr-static", "build-module-then-computed-global", "computed-stack-global",
+         "short-frame", "partial-torch-load", "attrgetter-import", "pydoc-locate-methodcaller"),
+        "bypass class",
+    ),
+    **dict.fromkeys(
+        ("zip-data-txt-eval", "zip-crc-corrupted", "legacy-truncated", "legacy-magic-bypass",
+         "zip-local-name-differs", "zip-duplicate-payload-first", "zip-duplicate-payload-second",
+         "npy-object-array", "npz-object-array", "npz-deflated-object-array", "npy-in-zip-as-bin",
+         "legacy-tar", "zip-in-tar", "ssl-get-server-certificate"),
+        "container",
+    ),
+    **dict.fromkeys(
+        ("torchscript-setstate", "torchscript-constants-pkl", "torchscript-data-pkl"), "TorchScript"
+    ),
+    **dict.fromkeys(("numpy-forged-dtype", "numpy-forged-dtype-big", "tensor-setitem"), "memory"),
+}  # fmt: skip
+
+
+def kind_of(case: Case) -> str:
+    """The class of a case: an advisory's name, a bypass class, a container, ..."""
+    return KINDS.get(case.id, "advisory name")
 
 
 def matches(flagged: set[str], expected: str) -> bool:

@@ -8,8 +8,9 @@ Formats, as `torch.load` tells them apart:
 - `torch-legacy`: the pre-1.6 format, five pickles in a row (magic number,
   protocol, sys info, the object, storage keys) followed by raw storages.
 - `pickle`: any other pickle (`pickle.dump`); torch rejects it as a checkpoint.
-- `zip`, `npz`, `npy`, `tar`: containers people scan (torch.load refuses them
-  under weights_only): their pickles are collected for what they would run.
+- `zip`, `npz`, `npy`, `tar`, `compressed` (gzip, bz2, xz): containers people
+  scan (torch.load refuses them under weights_only): their pickles are
+  collected for what they would run.
 
 Nothing here unpickles anything; tensor data is never read. Large files are
 memory-mapped so a 1 GiB checkpoint costs what its pickle costs. Zip archives
@@ -25,12 +26,16 @@ pickle's STOP are found by `scan`, which walks the pickles.)
 from __future__ import annotations
 
 import ast
+import bz2
+import contextlib
 import io
+import lzma
 import mmap
 import os
 import re
 import stat
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -46,7 +51,9 @@ from .ziparchive import (
     ZipError,
 )
 
-Format = Literal["torch-zip", "torchscript", "torch-legacy", "pickle", "zip", "npz", "npy", "tar"]
+Format = Literal[
+    "torch-zip", "torchscript", "torch-legacy", "pickle", "zip", "npz", "npy", "tar", "compressed"
+]
 
 # torch's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -138,6 +145,9 @@ def _checkpoint(shown: str, data: Buffer) -> Checkpoint:
         return _legacy(shown, data)
     if data[257:262] == b"ustar":
         return _tar(shown, data)
+    for magic, kind in _COMPRESSED:
+        if data[: len(magic)] == magic:
+            return _compressed(shown, data, kind)
     if data[:6] == _NPY_MAGIC:
         start = _npy_pickle_start(data)
         if start is None:
@@ -483,6 +493,58 @@ def _tar(shown: str, data: Buffer) -> Checkpoint:
                     ckpt.pickles.append(PickleBlob(name, body, optional=True))
     except (tarfile.TarError, EOFError, OSError):
         pass  # what was read so far is judged; the rest is not a tar torch could read either
+    return ckpt
+
+
+# --- compressed files: `model.pkl.gz`, joblib's compressed pickles -------------------------
+
+_COMPRESSED: Final = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+#: At most this much is decompressed: a pickle runs from its first byte, so
+#: what a longer file hides past it is read only as far as this.
+MAX_DECOMPRESSED: Final = 256 << 20
+
+
+def _decompressed(data: Buffer, kind: str) -> bytes:
+    """Up to `MAX_DECOMPRESSED` bytes of the (first) compressed stream; what precedes an error."""
+    decoder: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
+    if kind == "gzip":
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif kind == "bz2":
+        decoder = bz2.BZ2Decompressor()
+    else:
+        decoder = lzma.LZMADecompressor()
+    out = bytearray()
+    step = 1 << 20
+    try:
+        for at in range(0, len(data), step):
+            chunk = bytes(data[at : at + step])
+            out += decoder.decompress(chunk, MAX_DECOMPRESSED - len(out))
+            if len(out) >= MAX_DECOMPRESSED or getattr(decoder, "eof", False):
+                break
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
+        pass  # a corrupt stream: what came before the error is judged
+    return bytes(out)
+
+
+def _compressed(shown: str, data: Buffer, kind: str) -> Checkpoint:
+    """The pickles of a gzip / bz2 / xz file (torch.load reads none; pickle.load of it does).
+
+    Unreadable to the scan (one line, exit 2), unless the pickle or archive
+    inside can run code.
+    """
+    what = f"a {kind}-compressed file: torch.load does not read it; decompress it first"
+    ckpt = Checkpoint(shown, "compressed", errors=[what])
+    inner = _decompressed(data, kind)
+    name = f"<{kind}-decompressed>"
+    if inner[:4] == LOCAL_SIG:
+        with contextlib.suppress(ZipError):
+            ckpt.pickles = _zip_pickles(ZipArchive(inner), f"{name}!/", 1, None, [])
+    elif inner[:6] == _NPY_MAGIC:
+        start = _npy_pickle_start(inner)
+        if start is not None:
+            ckpt.pickles.append(PickleBlob(f"{name} (object array)", inner, start))
+    elif inner[:1] and inner[0] in _PICKLE_START:
+        ckpt.pickles.append(PickleBlob(name, inner, optional=True))
     return ckpt
 
 

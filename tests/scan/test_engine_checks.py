@@ -142,7 +142,16 @@ def test_torchscript_setstate_is_dangerous_and_gets_no_jit_load_advice(tmp_path)
 
 
 @pytest.mark.parametrize(
-    "case_id", ["legacy-tar", "zip-in-tar", "npy-in-zip-as-bin", "npz-deflated-object-array"]
+    "case_id",
+    [
+        "legacy-tar",
+        "zip-in-tar",
+        "npy-in-zip-as-bin",
+        "npz-deflated-object-array",
+        "gzip-pickle",
+        "bz2-torch-zip",
+        "xz-npy",
+    ],
 )
 def test_pickles_in_tar_and_numpy_members_are_scanned(tmp_path, case_id):
     scan = _scan(tmp_path, case_id)
@@ -162,3 +171,33 @@ def test_a_dangerous_file_gets_no_allowlist_code(tmp_path):
     assert DANGEROUS_FILE in text
     assert "add_safe_globals" not in text
     assert "numpy.ndarray" not in text
+
+
+@pytest.mark.parametrize("suffix", [".pkl.gz", ".pt.bz2", ".npy.xz"])
+def test_benign_compressed_files_are_one_line_exit_2(tmp_path, suffix):
+    import bz2
+    import gzip
+    import lzma
+
+    compress = {".pkl.gz": gzip.compress, ".pt.bz2": bz2.compress, ".npy.xz": lzma.compress}
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(compress[suffix](pickle.dumps({"w": [1.0, 2.0]}, protocol=2)))
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "stderr", err)
+        assert main(["scan", "--no-project-config", str(path)]) == 2
+    assert err.getvalue().count("\n") == 1
+    assert "-compressed file: torch.load does not read it" in err.getvalue()
+
+
+def test_a_gzip_bomb_is_read_no_further_than_the_cap(tmp_path, monkeypatch):
+    import gzip
+
+    from pytest_ckptcompat.scan import container
+
+    monkeypatch.setattr(container, "MAX_DECOMPRESSED", 1 << 20)
+    path = tmp_path / "bomb.pkl.gz"
+    path.write_bytes(gzip.compress(b"\x80\x02]" + b"N" * (8 << 20)))
+    assert len(container._decompressed(path.read_bytes(), "gzip")) == 1 << 20
+    scan = scan_file(path, TorchRules.from_installed())
+    assert scan.error is not None  # a truncated, harmless pickle: unreadable, one line

@@ -560,6 +560,26 @@ def legacy_tar(payload: bytes) -> bytes:
     })  # fmt: skip
 
 
+def gzipped(payload: bytes) -> bytes:
+    """`model.pkl.gz`: what `pickle.load(gzip.open(...))` (and joblib's compressed files) read."""
+    import gzip
+
+    return gzip.compress(payload)
+
+
+def bz2_torch_zip(payload: bytes) -> bytes:
+    """A torch zip with a hostile data.pkl, bzip2-compressed as a whole (`model.pt.bz2`)."""
+    import bz2
+
+    return bz2.compress(as_main(payload))
+
+
+def xz_npy(payload: bytes) -> bytes:
+    import lzma
+
+    return lzma.compress(npy(payload))
+
+
 def zip_in_tar(payload: bytes) -> bytes:
     return tarball({"release/model.pt": as_main(payload)})
 
@@ -939,6 +959,15 @@ CASES: tuple[Case, ...] = (
          wrap=legacy_tar),
     Case("zip-in-tar", ".tar", exec_p4, ("builtins.exec",),
          "a tarball holding a hostile torch zip", "modelaudit tar scanner", wrap=zip_in_tar),
+    # Compressed files (torch reads none; pickle.load / joblib / numpy.load of the stream do).
+    Case("gzip-pickle", ".pkl.gz", exec_p4, ("builtins.exec",),
+         "a gzip-compressed pickle (model.pkl.gz)", "modelaudit compressed scanner",
+         wrap=gzipped),
+    Case("bz2-torch-zip", ".pt.bz2", exec_p4, ("builtins.exec",),
+         "a bzip2-compressed torch zip whose data.pkl runs exec", "modelaudit compressed scanner",
+         wrap=bz2_torch_zip),
+    Case("xz-npy", ".npy.xz", exec_p4, ("builtins.exec",),
+         "an xz-compressed .npy object array", "modelaudit compressed scanner", wrap=xz_npy),
     # Memory corruption through names a naive fix allowlists.
     Case("numpy-forged-dtype", ".pt", forged_dtype,
          ("numpy dtype state hiding objects (*",),
@@ -965,7 +994,8 @@ KINDS: dict[str, str] = {
         ("zip-data-txt-eval", "zip-crc-corrupted", "legacy-truncated", "legacy-magic-bypass",
          "zip-local-name-differs", "zip-duplicate-payload-first", "zip-duplicate-payload-second",
          "npy-object-array", "npz-object-array", "npz-deflated-object-array", "npy-in-zip-as-bin",
-         "legacy-tar", "zip-in-tar", "ssl-get-server-certificate"),
+         "legacy-tar", "zip-in-tar", "ssl-get-server-certificate", "gzip-pickle",
+         "bz2-torch-zip", "xz-npy"),
         "container",
     ),
     **dict.fromkeys(

@@ -26,16 +26,13 @@ pickle's STOP are found by `scan`, which walks the pickles.)
 from __future__ import annotations
 
 import ast
-import bz2
 import contextlib
 import io
-import lzma
 import mmap
 import os
 import re
 import stat
 import tarfile
-import zlib
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -49,6 +46,7 @@ from .ziparchive import (
     ZipArchive,
     ZipEntry,
     ZipError,
+    decompress_file,
 )
 
 Format = Literal[
@@ -506,24 +504,7 @@ MAX_DECOMPRESSED: Final = 256 << 20
 
 def _decompressed(data: Buffer, kind: str) -> bytes:
     """Up to `MAX_DECOMPRESSED` bytes of the (first) compressed stream; what precedes an error."""
-    decoder: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
-    if kind == "gzip":
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif kind == "bz2":
-        decoder = bz2.BZ2Decompressor()
-    else:
-        decoder = lzma.LZMADecompressor()
-    out = bytearray()
-    step = 1 << 20
-    try:
-        for at in range(0, len(data), step):
-            chunk = bytes(data[at : at + step])
-            out += decoder.decompress(chunk, MAX_DECOMPRESSED - len(out))
-            if len(out) >= MAX_DECOMPRESSED or getattr(decoder, "eof", False):
-                break
-    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
-        pass  # a corrupt stream: what came before the error is judged
-    return bytes(out)
+    return decompress_file(data, kind, MAX_DECOMPRESSED)
 
 
 def _compressed(shown: str, data: Buffer, kind: str) -> Checkpoint:

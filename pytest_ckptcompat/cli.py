@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 from .errors import CkptCompatError
@@ -40,11 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="which globals a checkpoint needs and whether it loads here (never executes it)",
         description="Statically scan checkpoints: every global they name, its status under the "
         "torch installed here (allowed / allowed-user / blocked / missing), whether it can run "
-        "code, and a loadable verdict. Nothing is unpickled. Exit 0 when every file is "
-        "loadable, 1 when one is not, 2 when one cannot be read.",
+        "code, and a loadable verdict. Nothing is unpickled. A .safetensors file holds no "
+        "pickle: its header is validated and it is reported as such. A directory is searched "
+        "recursively for checkpoint files; configuration files are skipped and counted. Exit 0 "
+        "when every file is loadable, 1 when one is not, 2 when one cannot be read.",
     )
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint files")
+    scan.add_argument(
+        "paths", nargs="+", metavar="PATH", help="checkpoint files, or directories (recursive)"
+    )
     scan.add_argument("--json", action="store_true", help="print ckptcompat.scan/1 JSON")
+    _include_option(scan)
     scan.add_argument(
         "--safe-global",
         action="append",
@@ -169,28 +175,60 @@ def _scan(args: argparse.Namespace) -> int:
         ) from None
     from . import schemas
     from .scan.allowlist import Allowlist
-    from .scan.scanner import scan_file
+    from .scan.scanner import FileScan, scan_file
 
     allowlist = Allowlist.build(names)
-    results = [scan_file(Path(p), rules, allowlist) for p in args.paths]
+    found = _checkpoint_paths(args)
+    results = [
+        scan_file(path, rules, allowlist) if error is None else FileScan(str(path), error=error)
+        for path, error in found.entries
+    ]
     if args.json:
-        doc = {
+        doc: dict[str, Any] = {
             "schema": schemas.SCAN,
             "torch": rules.version,
             "numpy": _numpy_version(),
             "files": [r.to_json() for r in results],
         }
+        if found.directories:
+            doc["skipped"] = dict(found.skipped)
         print(json.dumps(doc, indent=2))
     else:
         from .scan.text import scan_text
 
         print(scan_text(results, rules, first_party))
+        if found.directories:
+            print(_searched_line(found, len(results)))
     for result in results:
         if result.error:
             print(f"ckptcompat: error: {result.error}", file=sys.stderr)
     if any(r.error for r in results):
         return EXIT_USAGE
     return EXIT_OK if all(r.loadable for r in results) else EXIT_FOUND
+
+
+def _include_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="in directories, read files matching this glob (repeatable; default: checkpoint "
+        "extensions .pt .pth .bin .ckpt .safetensors .pkl ...)",
+    )
+
+
+def _checkpoint_paths(args: argparse.Namespace) -> Any:
+    """The files to read in order, directories expanded (`Found.entries`)."""
+    from .scan.discover import find_checkpoints
+
+    return find_checkpoints(args.paths, args.include)
+
+
+def _searched_line(found: Any, count: int) -> str:
+    folders = ", ".join(str(d) for d in found.directories)
+    skipped = found.skipped_text()
+    return f"{count} file(s) read under {folders}" + (f"; {skipped}" if skipped else "")
 
 
 def _lint(args: argparse.Namespace) -> int:

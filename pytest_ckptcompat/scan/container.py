@@ -8,6 +8,8 @@ Formats, as `torch.load` tells them apart:
 - `torch-legacy`: the pre-1.6 format, five pickles in a row (magic number,
   protocol, sys info, the object, storage keys) followed by raw storages.
 - `pickle`: any other pickle (`pickle.dump`); torch rejects it as a checkpoint.
+- `safetensors`: no pickle at all; its header is read and validated
+  (`scan.safetensors`), its tensor bytes never.
 
 Nothing here unpickles anything; tensor data is never read. Large files are
 memory-mapped so a 1 GiB checkpoint costs what its pickle costs. Zip archives
@@ -32,9 +34,12 @@ from typing import Final, Literal
 
 from ..errors import PickleFormatError, UnreadableCheckpointError
 from .machine import PickleFacts, analyze
+from .safetensors import Header, looks_like_safetensors, read_header
 from .ziparchive import LOCAL_SIG, TORCH_METHODS, Buffer, ZipArchive, ZipEntry, ZipError
 
-Format = Literal["torch-zip", "torchscript", "torch-legacy", "pickle", "zip", "npz", "npy"]
+Format = Literal[
+    "torch-zip", "torchscript", "torch-legacy", "pickle", "zip", "npz", "npy", "safetensors"
+]
 
 # torch's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -68,6 +73,11 @@ class Checkpoint:
     # Parts that could not be read. Fatal unless something read elsewhere in
     # the file can run code: a danger is reported whatever else is wrong.
     errors: list[str] = field(default_factory=list)
+    # What `show` and `diff` read besides the pickles: the archive (its members'
+    # sizes) and torch's view of it, or a safetensors file's validated header.
+    archive: ZipArchive | None = None
+    layout: ZipLayout | None = None
+    header: Header | None = None
 
 
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -96,9 +106,12 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise UnreadableCheckpointError(shown, exc.strerror or str(exc)) from None
     with fh:
         head = fh.read(512)
-        if not head.startswith(b"PK"):
+        safetensors = looks_like_safetensors(head)
+        if not head.startswith(b"PK") and not safetensors:
             _reject_known_non_pickles(shown, head)
         data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    if safetensors:
+        return _safetensors(shown, data)
     return _checkpoint(shown, data)
 
 
@@ -106,9 +119,29 @@ def checkpoint_from_bytes(data: bytes, shown: str = "<torch.save output>") -> Ch
     """`open_checkpoint` for bytes held in memory (what `torch.save` wrote to a buffer)."""
     if not data:
         raise UnreadableCheckpointError(shown, "empty (0 bytes)")
+    if looks_like_safetensors(data[:512]):
+        return _safetensors(shown, data)
     if not data.startswith(b"PK"):
         _reject_known_non_pickles(shown, data[:512])
     return _checkpoint(shown, data)
+
+
+def _safetensors(shown: str, data: Buffer) -> Checkpoint:
+    """A safetensors file: no pickle; its header validated as safetensors validates it.
+
+    The first 8 bytes are a length, and can also be the start of a pickle
+    (`torch.load(weights_only=False)` would unpickle any file that is not a
+    zip): then the bytes are walked as a pickle too, optionally, so that a
+    file made to be both is reported for what it would run.
+    """
+    maybe_pickle = [PickleBlob("<pickle>", data, optional=True)] if data[0] in _PICKLE_START else []
+    try:
+        header = read_header(data, shown)
+    except UnreadableCheckpointError as exc:
+        if not maybe_pickle:
+            raise
+        return Checkpoint(shown, "safetensors", maybe_pickle, errors=[exc.problem])
+    return Checkpoint(shown, "safetensors", maybe_pickle, header=header)
 
 
 def _checkpoint(shown: str, data: Buffer) -> Checkpoint:
@@ -172,8 +205,6 @@ def _reject_known_non_pickles(shown: str, head: bytes) -> None:
             "a legacy .tar checkpoint (torch < 0.4): torch.load(weights_only=True) "
             "refuses this format; re-save it with a current torch",
         )
-    if head[8:10] == b'{"' and head[4:8] == b"\0\0\0\0":  # u64 header size, then JSON
-        raise UnreadableCheckpointError(shown, "a safetensors file: load it with safetensors")
     if _looks_like_onnx(head):
         raise UnreadableCheckpointError(
             shown, "an ONNX model, not a torch checkpoint: load it with onnx / onnxruntime"
@@ -190,6 +221,7 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
         raise UnreadableCheckpointError(shown, "an empty zip archive")
     layout = zip_layout(archive)
     ckpt = Checkpoint(shown, _zip_format(archive, layout), problems=[*archive.refusals])
+    ckpt.archive, ckpt.layout = archive, layout
     ckpt.pickles = _zip_pickles(archive, "", 0, layout, ckpt.errors)
     if not ckpt.pickles and not ckpt.errors:
         kind = "an npz archive" if ckpt.format == "npz" else "a zip archive"

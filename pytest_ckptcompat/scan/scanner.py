@@ -16,6 +16,7 @@ from .fastpath import analyze_fast
 from .machine import PickleFacts, TypeResolver, analyze
 from .names import DYNAMIC_GLOBAL
 from .rules import TorchRules
+from .safetensors import Header
 from .verdict import Obstacle, Requirement, Verdict
 
 
@@ -155,6 +156,8 @@ def _judge(
             obstacles.append(Obstacle("torchscript", _TORCHSCRIPT.format(rules.version)))
         else:
             notes.append(_TORCHSCRIPT_OLD.format(rules.version))
+    if ckpt.header is not None:
+        notes.append(safetensors_note(ckpt.header))
     errors = list(ckpt.errors)
     members: list[str] = []
     queue = list(ckpt.pickles)
@@ -211,6 +214,16 @@ def _judge(
     return FileScan(ckpt.path, ckpt.format, verdict, members, notes=notes)
 
 
+def safetensors_note(header: Header) -> str:
+    """What a valid safetensors file is to a scan: no pickle, nothing torch.load would run."""
+    count = len(header.tensors)
+    return (
+        f"{SAFETENSORS_NOTE} ({count} tensor{'s' if count != 1 else ''}, header valid; "
+        "not a torch.load file)"
+    )
+
+
+SAFETENSORS_NOTE = "safetensors: no pickle, loads with safetensors"
 # Names a TorchScript archive's pickles hold for torch.jit.load's own unpickler.
 _TORCHSCRIPT_OWN = ("__torch__.", "torch.jit._pickle.")
 _TORCHSCRIPT = (

@@ -71,6 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="a top-level package whose classes advice may suggest allowlisting (default: the "
         "packages and modules beside the project's pytest configuration, and under src/)",
     )
+    show = sub.add_parser(
+        "show",
+        help="what a checkpoint holds: keys, tensors (dtype, shape, bytes), values; never runs it",
+        description="Show what checkpoints hold, statically: the tree of keys; each tensor's "
+        "dtype, shape, number of elements and bytes, and the storages tensors share; each other "
+        "value's type and, for constants, its value; totals per dtype. torch zip and legacy "
+        "files, plain pickles and .safetensors (whose header is validated as safetensors does). "
+        "Nothing is unpickled and no tensor byte is read; globals that can run code are marked. "
+        "Exit 0 when every file was shown, 2 when one cannot be read.",
+    )
+    show.add_argument(
+        "paths", nargs="+", metavar="PATH", help="checkpoint files, or directories (recursive)"
+    )
+    show.add_argument("--json", action="store_true", help="print ckptcompat.show/1 JSON")
+    show.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="show nesting up to N levels (default 32; 0 for no limit)",
+    )
+    _include_option(show)
     lint = sub.add_parser(
         "lint",
         help="find torch.load calls that do not pass weights_only=True (static, never imports)",
@@ -134,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scan(args)
         if args.command == "lint":
             return _lint(args)
+        if args.command == "show":
+            return _show(args)
         if args.command == "report":
             return _report(args)
         if args.command == "gate":
@@ -229,6 +253,39 @@ def _searched_line(found: Any, count: int) -> str:
     folders = ", ".join(str(d) for d in found.directories)
     skipped = found.skipped_text()
     return f"{count} file(s) read under {folders}" + (f"; {skipped}" if skipped else "")
+
+
+def _show(args: argparse.Namespace) -> int:
+    # No torch import: showing a file is reading it, statically.
+    from . import schemas
+    from .scan.inventory import open_inventory
+    from .scan.show import DEFAULT_DEPTH, error_json, prepare, show_json, show_text
+
+    depth = DEFAULT_DEPTH if args.depth is None else (args.depth or None)
+    found = _checkpoint_paths(args)
+    records = []
+    texts = []
+    errors = []
+    for path, problem in found.entries:
+        try:
+            if problem is not None:
+                raise CkptCompatError(problem)
+            shown = prepare(open_inventory(path), depth)
+        except CkptCompatError as exc:
+            errors.append(str(exc))
+            records.append(error_json(str(path), str(exc)))
+            continue
+        records.append(show_json(shown))
+        texts.append(show_text(shown))
+    if args.json:
+        print(json.dumps({"schema": schemas.SHOW, "files": records}, indent=2))
+    else:
+        print("\n\n".join(texts))
+        if found.directories:
+            print(_searched_line(found, len(found.files)))
+    for error in errors:
+        print(f"ckptcompat: error: {error}", file=sys.stderr)
+    return EXIT_USAGE if errors else EXIT_OK
 
 
 def _lint(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ it absent), never renamed: a change of meaning is a new schema id.
 | `ckptcompat.lint/1` | `ckptcompat lint --json` | you |
 | `ckptcompat.golden/1` | `--ckpt-compat-update` (metadata beside each golden) | `--ckpt-compat` |
 | `ckptcompat.fixcheck/1` | `ckptcompat check-fix` (the snippet applied) | `ckptcompat report` |
+| `ckptcompat.show/1` | `ckptcompat show --json` (what a checkpoint holds) | you |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ BASELINE: Final = "ckptcompat.baseline/1"
 LINT: Final = "ckptcompat.lint/1"
 GOLDEN: Final = "ckptcompat.golden/1"
 FIXCHECK: Final = "ckptcompat.fixcheck/1"
+SHOW: Final = "ckptcompat.show/1"
 
 
 # --- ckptcompat.scan/1 ---------------------------------------------------------------
@@ -314,3 +316,87 @@ class LintDoc(TypedDict):
     files_checked: int
     findings: list[LintFindingDoc]
     errors: list[LintProblemDoc]
+
+
+# --- ckptcompat.show/1 ---------------------------------------------------------------
+
+
+class _ShowEntryRequired(TypedDict):
+    path: str  # `state_dict.fc.weight`, `optimizer.param_groups[0].lr`; '' for the root
+    key: str  # its name in its parent: `fc.weight`, `[0]`, `.lr`
+    depth: int
+    kind: str  # tensor, mapping, sequence, set, object, array, value, ref
+    type: str  # `torch.Tensor`, `collections.OrderedDict`, `builtins.int`, ...
+
+
+class ShowEntry(_ShowEntryRequired, total=False):
+    """One node of the tree (`files[].entries[]`), depth first; fields by kind."""
+
+    dtype: str | None  # tensor, array: torch's dtype name (`float32`), numpy's for arrays
+    shape: list[int] | None  # tensor, array
+    numel: int | None  # tensor
+    bytes: int | None  # tensor: numel x element size
+    storage: str | None  # tensor: its storage's key (torch files)
+    offset: int | None  # tensor: its offset into the storage, in elements
+    layout: str  # tensor, when not strided: sparse, quantized, meta, nested, ...
+    device: str  # tensor: the location torch.save recorded (`cpu`, `cuda:0`)
+    requires_grad: bool  # tensor, when recorded as True
+    length: int  # mapping, sequence, set: how many items
+    value: str  # value (and constant sequences, sets, objects): a short rendering
+    same_as: str  # ref: the path where this very object was shown first
+    dangerous: str  # object: made by a global that can run code, and why
+    truncated: bool  # nested deeper than the depth limit: children not shown
+
+
+class ShowDtype(TypedDict):
+    """Totals of one dtype (`files[].dtypes[]`)."""
+
+    dtype: str
+    tensors: int
+    numel: int
+    bytes: int  # each tensor's numel x element size
+
+
+class ShowShared(TypedDict):
+    """A storage more than one tensor entry uses (`files[].shared[]`)."""
+
+    storage: str
+    dtype: str
+    bytes: int | None
+    tensors: list[str]  # paths
+
+
+class ShowGlobal(TypedDict):
+    """A global named anywhere in the file (`files[].globals[]`)."""
+
+    name: str
+    count: int
+    dangerous: bool
+    why: str  # why it can run code; empty when it cannot
+
+
+class ShowFile(TypedDict):
+    """What one file holds (`files[]`)."""
+
+    path: str
+    format: str | None
+    error: str | None
+    tensors: int
+    storages: int  # distinct storages (torch) or tensors (safetensors)
+    numel: int
+    bytes: int  # tensor data in the file: each storage once
+    dtypes: list[ShowDtype]
+    entries: list[ShowEntry]
+    shared: list[ShowShared]
+    globals: list[ShowGlobal]
+    metadata: dict[str, str] | None  # a safetensors file's `__metadata__`
+    pickles: list[str]
+    problems: list[str]  # what torch.load / safetensors would refuse
+    notes: list[str]
+
+
+class ShowDoc(TypedDict):
+    """`ckptcompat.show/1`."""
+
+    schema: str
+    files: list[ShowFile]

@@ -93,6 +93,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="show nesting up to N levels (default 32; 0 for no limit)",
     )
     _include_option(show)
+    diff = sub.add_parser(
+        "diff",
+        help="missing/unexpected keys, shapes, dtypes between two checkpoints; never runs them",
+        description="Compare two checkpoints' state dicts statically, in the words of "
+        "load_state_dict(strict=True) with B as the checkpoint and A as the model: missing and "
+        "unexpected keys, size mismatches, dtype changes and storage sharing, after a one-line "
+        "summary. Either side may be a torch file, a .safetensors file or a directory of shards. "
+        "Nothing is unpickled unless --values is given, and then only with "
+        "torch.load(weights_only=True) or safetensors. Exit 0 when they are the same, 1 when "
+        "they differ, 2 when one cannot be read.",
+    )
+    diff.add_argument("a", metavar="A", help="the reference (the model's side)")
+    diff.add_argument("b", metavar="B", help="the other (the checkpoint's side)")
+    diff.add_argument(
+        "--key",
+        metavar="KEY",
+        help="the state dict's key in both files (`state_dict`, `model.ema`; default: the root "
+        "when it is a state dict, else its `state_dict` entry, else every tensor by path)",
+    )
+    diff.add_argument(
+        "--strip-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="remove this prefix from keys that have it, on both sides (`module.`; repeatable)",
+    )
+    diff.add_argument(
+        "--values",
+        action="store_true",
+        help="also compare tensor values: loads both with torch.load(weights_only=True) or "
+        "safetensors",
+    )
+    diff.add_argument("--json", action="store_true", help="print ckptcompat.diff/1 JSON")
     lint = sub.add_parser(
         "lint",
         help="find torch.load calls that do not pass weights_only=True (static, never imports)",
@@ -158,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _lint(args)
         if args.command == "show":
             return _show(args)
+        if args.command == "diff":
+            return _diff(args)
         if args.command == "report":
             return _report(args)
         if args.command == "gate":
@@ -286,6 +321,13 @@ def _show(args: argparse.Namespace) -> int:
     for error in errors:
         print(f"ckptcompat: error: {error}", file=sys.stderr)
     return EXIT_USAGE if errors else EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    # No torch import unless --values: the comparison is static.
+    from .diff import run_diff
+
+    return run_diff(args)
 
 
 def _lint(args: argparse.Namespace) -> int:

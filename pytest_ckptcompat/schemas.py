@@ -15,6 +15,7 @@ it absent), never renamed: a change of meaning is a new schema id.
 | `ckptcompat.golden/1` | `--ckpt-compat-update` (metadata beside each golden) | `--ckpt-compat` |
 | `ckptcompat.fixcheck/1` | `ckptcompat check-fix` (the snippet applied) | `ckptcompat report` |
 | `ckptcompat.show/1` | `ckptcompat show --json` (what a checkpoint holds) | you |
+| `ckptcompat.diff/1` | `ckptcompat diff --json` (two checkpoints' keys, shapes, dtypes) | you |
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ LINT: Final = "ckptcompat.lint/1"
 GOLDEN: Final = "ckptcompat.golden/1"
 FIXCHECK: Final = "ckptcompat.fixcheck/1"
 SHOW: Final = "ckptcompat.show/1"
+DIFF: Final = "ckptcompat.diff/1"
 
 
 # --- ckptcompat.scan/1 ---------------------------------------------------------------
@@ -400,3 +402,80 @@ class ShowDoc(TypedDict):
 
     schema: str
     files: list[ShowFile]
+
+
+# --- ckptcompat.diff/1 ---------------------------------------------------------------
+
+
+class DiffSide(TypedDict):
+    """One side of a diff (`a`, `b`)."""
+
+    path: str
+    format: str  # a file's format, or `directory`
+    files: list[str]  # the files read (several for a directory of shards)
+    key: str | None  # where the state dict was found (`state_dict`), None for the root
+    tensors: int
+    notes: list[str]
+
+
+class DiffShape(TypedDict):
+    """A key whose shape differs (`shape[]`)."""
+
+    key: str
+    a: list[int] | None
+    b: list[int] | None
+
+
+class DiffDtype(TypedDict):
+    """A key whose dtype differs (`dtype[]`)."""
+
+    key: str
+    a: str
+    b: str
+
+
+class DiffSharing(TypedDict):
+    """Keys that share one storage on one side and not on the other (`sharing[]`)."""
+
+    keys: list[str]
+    shared_in: str  # "a" or "b"
+
+
+class DiffKind(TypedDict):
+    """A key that is a tensor on one side only (`not_tensor[]`)."""
+
+    key: str
+    a: str  # the type on each side
+    b: str
+
+
+class DiffValues(TypedDict):
+    """A key whose values differ (`values[]`, with --values)."""
+
+    key: str
+    differ: int  # elements that differ
+    numel: int
+    first: list[int]  # the index of the first one
+    a: str
+    b: str
+    max_abs_diff: float | None
+
+
+class DiffDoc(TypedDict):
+    """`ckptcompat.diff/1`: B read as a checkpoint loaded into a model shaped like A."""
+
+    schema: str
+    a: DiffSide
+    b: DiffSide
+    same: bool
+    summary: str  # the one line: `2 missing, 1 unexpected, 1 shape, 62 dtype fp32->fp16`
+    counts: dict[str, int]
+    compared: int  # keys that are tensors on both sides
+    missing: list[str]  # in A, not in B (load_state_dict: "Missing key(s) in state_dict")
+    unexpected: list[str]  # in B, not in A ("Unexpected key(s) in state_dict")
+    shape: list[DiffShape]
+    dtype: list[DiffDtype]
+    sharing: list[DiffSharing]
+    not_tensor: list[DiffKind]
+    values: list[DiffValues] | None  # None when values were not compared
+    messages: list[str]  # load_state_dict(strict=True)'s lines

@@ -304,30 +304,6 @@ def _value_diff(torch: Any, key: str, ea: Any, eb: Any) -> ValueDiff | None:
     )
 
 
-# --- live tensors (assert_loads_into) ------------------------------------------------------
-
-
-def from_tensors(tensors: MappingABC[str, Any]) -> StateDict:
-    """A `StateDict` of live objects (a model's `state_dict()`, a loaded checkpoint)."""
-    import torch
-
-    entries: dict[str, TensorMeta | Other] = {}
-    for key, value in tensors.items():
-        if isinstance(value, torch.Tensor):
-            storage = None
-            try:
-                ptr = value.untyped_storage().data_ptr()
-                storage = f"{value.device}:{ptr}" if ptr else None
-            except (RuntimeError, NotImplementedError, TypeError):
-                storage = None
-            dtype = str(value.dtype).removeprefix("torch.")
-            entries[str(key)] = TensorMeta(dtype, tuple(int(s) for s in value.shape), storage)
-        else:
-            t = type(value)
-            entries[str(key)] = Other(f"{t.__module__}.{t.__qualname__}")
-    return StateDict(entries)
-
-
 # --- the command ----------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import torchcompat
-from .compare import deep_diff, format_mismatches, state_dict_report
+from .compare import deep_diff, format_mismatches, state_dict_findings
 from .scan.allowlist import Allowlist
 from .scan.fixes import advise
 from .scan.names import is_numpy_dtype_class
@@ -209,9 +209,9 @@ def _compare(expected: object, loaded: object, compare: Compare) -> str:
         except AssertionError as exc:
             return f"compare callable failed: {exc}"
         return "" if verdict is None or verdict else "compare callable returned False"
-    mismatches = deep_diff(expected, loaded, structure=compare == "structure")
-    if not mismatches:
+    lines, covered = state_dict_findings(expected, loaded)
+    mismatches = deep_diff(expected, loaded, structure=compare == "structure", covered=covered)
+    if not mismatches and not mismatches.total and not lines:
         return ""
-    lines = state_dict_report(expected, loaded)
     text = format_mismatches(mismatches)
-    return "\n".join([*lines, text]) if lines else text
+    return "\n".join([*lines, text]) if text else "\n".join(lines)

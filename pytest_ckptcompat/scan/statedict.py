@@ -21,8 +21,10 @@ imports torch or executes anything.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -117,6 +119,31 @@ def from_inventory(inv: Inventory, key: str | None = None) -> StateDict:
             flat[entry.path or "<root>"] = _meta(node)
     note = "no state dict at the root: every tensor is compared by its path (--key to choose)"
     return StateDict(flat, None, [note])
+
+
+def from_live(tensors: object) -> StateDict:
+    """A `StateDict` of live objects: a model's `state_dict()`, a loaded checkpoint.
+
+    torch is not imported: an object can only be a tensor if torch already is.
+    Storage sharing is told by the storage's address (and device).
+    """
+    torch = sys.modules.get("torch")
+    entries: dict[str, TensorMeta | Other] = {}
+    items = tensors.items() if isinstance(tensors, MappingABC) else ()
+    for key, value in items:
+        if torch is not None and isinstance(value, torch.Tensor):
+            storage = None
+            try:
+                ptr = value.untyped_storage().data_ptr()
+                storage = f"{value.device}:{ptr}" if ptr else None
+            except (RuntimeError, NotImplementedError, TypeError):
+                storage = None
+            dtype = str(value.dtype).removeprefix("torch.")
+            entries[str(key)] = TensorMeta(dtype, tuple(int(d) for d in value.shape), storage)
+        else:
+            t = type(value)
+            entries[str(key)] = Other(f"{t.__module__}.{t.__qualname__}")
+    return StateDict(entries)
 
 
 def is_state_dict(node: Mapping) -> bool:

@@ -182,16 +182,50 @@ def compare_values(a: Side, b: Side, comparison: Comparison) -> list[ValueDiff]:
     return out
 
 
+def load_side(side: Side, safe_globals: Sequence[Any] = ()) -> dict[str, Any]:
+    """Every tensor of a side, loaded (weights_only=True with `safe_globals`, or safetensors)."""
+    with _Loader(side, safe_globals) as load:
+        return {key: load(key) for key in side.origin}
+
+
+def select(obj: Any, key: str | None) -> Any:
+    """The state dict in a checkpoint held in memory: at `key`, or found as `diff` finds it."""
+    from .scan.statedict import NESTED_KEYS
+
+    if key:
+        node = _navigate(obj, key)
+        if node is None:
+            shown = ", ".join(map(str, list(obj)[:12])) if isinstance(obj, MappingABC) else ""
+            raise CkptCompatError(f"no entry {key!r} in the checkpoint (top-level keys: {shown})")
+        return node
+    if isinstance(obj, MappingABC) and not _all_tensors(obj):
+        for name in NESTED_KEYS:
+            node = obj.get(name)
+            if isinstance(node, MappingABC) and _all_tensors(node):
+                return node
+    return obj
+
+
+def _all_tensors(obj: MappingABC[Any, Any]) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return (
+        bool(obj) and torch is not None and all(isinstance(v, torch.Tensor) for v in obj.values())
+    )
+
+
 class _Loader:
     """Tensors of one side by key: safetensors lazily, torch files with weights_only=True."""
 
-    def __init__(self, side: Side) -> None:
+    def __init__(self, side: Side, safe_globals: Sequence[Any] = ()) -> None:
         self.side = side
+        self.safe_globals = safe_globals
         self.cache: dict[str, Any] = {}
         self.handles: list[Any] = []
         if side.dangerous:
             raise CkptCompatError(
-                f"{side.path}: --values: names globals that can run code "
+                f"{side.path}: names globals that can run code "
                 f"({', '.join(sorted(set(side.dangerous))[:3])}): refusing to load it"
             )
 
@@ -214,7 +248,7 @@ class _Loader:
                 from safetensors import safe_open
             except ImportError:
                 raise CkptCompatError(
-                    f"{file}: --values needs the safetensors package "
+                    f"{file}: loading it needs the safetensors package "
                     "(pip install 'pytest-ckptcompat[safetensors]')"
                 ) from None
             handle: Any = safe_open(file, framework="pt", device="cpu")
@@ -224,34 +258,36 @@ class _Loader:
 
     def _torch(self, file: str) -> Any:
         if file not in self.cache:
-            self.cache[file] = _torch_state_dict(file, self.side)
+            self.cache[file] = _torch_state_dict(file, self.side, self.safe_globals)
         return self.cache[file]
 
 
-def _torch_state_dict(file: str, side: Side) -> Any:
+def _torch_state_dict(file: str, side: Side, safe_globals: Sequence[Any] = ()) -> Any:
     import torch
 
     from .outcomes import torch_says
+    from .torchcompat import safe_globals as registered
 
     key = side.sd.key
     if key is None and any(n.endswith(_FLAT_NOTE) for n in side.sd.notes):
         raise CkptCompatError(
-            f"{file}: --values needs a state dict (a mapping of tensors): give --key"
+            f"{file}: loading values needs a state dict (a mapping of tensors): give --key"
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            obj = torch.load(file, weights_only=True, map_location="cpu", mmap=_is_zip(file))
+            with registered(list(safe_globals)):
+                obj = torch.load(file, weights_only=True, map_location="cpu", mmap=_is_zip(file))
         except Exception as exc:  # torch's refusal is the finding
             raise CkptCompatError(
-                f"{file}: --values: torch.load(weights_only=True) fails: {torch_says(exc)} "
+                f"{file}: torch.load(weights_only=True) fails: {torch_says(exc)} "
                 f"(`ckptcompat scan {file}` names every blocked global)"
             ) from None
     node = obj
     if key:
         node = _navigate(obj, key)
     if not isinstance(node, MappingABC):
-        raise CkptCompatError(f"{file}: --values: no state dict at {key or 'the root'}")
+        raise CkptCompatError(f"{file}: no state dict at {key or 'the root'}")
     return node
 
 

@@ -100,6 +100,31 @@ def load_outcome(
     return LoadResult("mismatch" if problem else "ok", problem, globals=statuses)
 
 
+def safetensors_outcome(data: bytes, expected: object, compare: Compare = "equal") -> LoadResult:
+    """Load safetensors bytes here (header checked first) and classify them against `expected`.
+
+    Nothing can be blocked or missing (there is no pickle): `ok`, `mismatch`,
+    or `error` when the header is invalid or this safetensors / torch cannot
+    read it (a dtype it does not know).
+    """
+    from .errors import UnreadableCheckpointError
+    from .safetensors_io import load
+    from .scan.safetensors import read_header
+
+    try:
+        read_header(data, "golden")
+    except UnreadableCheckpointError as exc:
+        return LoadResult("error", f"unreadable safetensors file: {exc}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = load(data)
+    except Exception as exc:  # this reader's safetensors or torch refusing is the finding
+        return LoadResult("error", f"safetensors cannot load it here: {type(exc).__name__}: {exc}")
+    problem = _compare(expected, loaded, compare)
+    return LoadResult("mismatch" if problem else "ok", problem)
+
+
 def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
     """`torch.load(weights_only=True)` of `torch.save` bytes, with `allowlist` registered."""
     import torch

@@ -314,7 +314,7 @@ def test_values_load_only_with_weights_only(tmp_path, clip):
     assert static.returncode == 0, static.stdout
     proc = _diff(root / "open_clip_model.safetensors", tmp_path / "ckpt.pt", "--values")
     assert proc.returncode == 2
-    assert "--values: torch.load(weights_only=True) fails: UnpicklingError:" in proc.stderr
+    assert "torch.load(weights_only=True) fails: UnpicklingError:" in proc.stderr
     assert "argparse.Namespace" in proc.stderr
 
 

@@ -117,9 +117,12 @@ def inventory_of(ckpt: Checkpoint) -> Inventory:
             tree = build_tree(blob.data, blob.start)
         except PickleFormatError as exc:
             partial = exc.partial if isinstance(exc.partial, Tree) else None
-            if blob.optional and (partial is None or not _plausible(partial)):
-                continue  # a member that is not a pickle after all
-            if partial is not None:
+            # As the scan: what a real unpickler would have run before the bad byte
+            # is reported; otherwise a member that may not be a pickle is just data.
+            ran = partial is not None and _plausible(partial) and _names_danger(partial)
+            if blob.optional and not ran:
+                continue
+            if partial is not None and ran:
                 counts.update(partial.globals)
             where = blob.member
             if ckpt.format == "torch-legacy":
@@ -166,6 +169,10 @@ def _plausible(tree: Tree) -> bool:
         or (_IMPORTABLE.match(module) and _IMPORTABLE.match(attr))
         for module, attr in tree.globals
     )
+
+
+def _names_danger(tree: Tree) -> bool:
+    return any(is_dangerous_global(module, attr) for module, attr in tree.globals)
 
 
 def _appended(blob: PickleBlob, end: int) -> PickleBlob:

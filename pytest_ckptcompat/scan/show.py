@@ -72,7 +72,8 @@ class Shown:
     def tensor_columns(self, dtype: str, shape: str, numel: str, nbytes: str) -> str:
         """One tensor's columns, aligned with the others of the file."""
         w = self.widths
-        return f"{dtype:<{w[0]}}  {shape:<{w[1]}}  {numel:>{w[2]}} elements  {nbytes:>{w[3]}}"
+        unit = "element " if numel == "1" else "elements"
+        return f"{dtype:<{w[0]}}  {shape:<{w[1]}}  {numel:>{w[2]}} {unit}  {nbytes:>{w[3]}}"
 
 
 def prepare(inv: Inventory, max_depth: int | None = DEFAULT_DEPTH) -> Shown:

@@ -294,3 +294,26 @@ def test_a_safetensors_lookalike_that_is_a_pickle_is_reported_for_what_it_runs(t
     proc = _scan(str(path))
     assert proc.returncode == 1
     assert "DANGEROUS" in proc.stdout
+
+
+@pytest.mark.parametrize("first", sorted(b"\x80(]}).NIFLSVcdlpgtK"))
+def test_a_header_whose_length_starts_like_a_pickle(tmp_path, rules, first):
+    # The header length's low byte is any byte (safetensors pads its own to 8, others need
+    # not); when it is one a pickle can start with, the file is also walked as a pickle,
+    # which fails at once: still a clean safetensors file.
+    text = json.dumps({"w": _t("F32", [2], 0, 8)}).encode()
+    text += b" " * ((first - len(text)) % 256)
+    data = _file(None, b"\0" * 8, raw=text)
+    assert data[0] == first
+    assert _theirs(data) is not None
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(data)
+    result = scan_file(path, rules)
+    assert result.error is None
+    assert result.loadable
+    assert result.notes[0].startswith("safetensors: no pickle")
+    from pytest_ckptcompat.scan.inventory import open_inventory
+
+    inv = open_inventory(path)
+    assert inv.format == "safetensors"
+    assert inv.problems == []

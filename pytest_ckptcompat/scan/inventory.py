@@ -149,7 +149,7 @@ def inventory_of(ckpt: Checkpoint) -> Inventory:
         inv.storages = main_tree.storages
         if ckpt.format == "torch-zip":
             inv.problems += _storage_records(ckpt, main_tree)
-        inv.problems += _tensor_extents(main_tree.root)
+        inv.problems += _tensor_extents(main_tree.tensors)
     elif ckpt.format != "safetensors" and main_tree is None:
         inv.notes.append("no pickle that torch.load reads: nothing to show but the globals")
     return inv
@@ -205,18 +205,18 @@ def _storage_records(ckpt: Checkpoint, tree: Tree) -> list[str]:
     return problems
 
 
-def _tensor_extents(root: object) -> list[str]:
+def _tensor_extents(tensors: list[Tensor]) -> list[str]:
     """Tensors that reach past the end of their storage (torch refuses to rebuild them)."""
     problems = []
-    for entry in walk_entries(root):
-        t = entry.node
-        if entry.same_as is not None or not isinstance(t, Tensor) or t.storage is None:
+    for t in tensors:
+        if t.storage is None:
             continue
         need = tensor_extent(t)
         if need is not None and need > t.storage.numel:
             problems.append(
-                f"{entry.path or '<root>'}: needs {need:,} elements of storage {t.storage.key}, "
-                f"which holds {t.storage.numel:,}"
+                f"a {t.dtype} tensor of shape {list(t.shape or ())} at offset {t.offset} needs "
+                f"{need:,} elements of storage {t.storage.key}, which holds {t.storage.numel:,} "
+                "(torch.load fails)"
             )
     return problems
 

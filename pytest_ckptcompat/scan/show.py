@@ -29,6 +29,7 @@ from .structure import (
     Sequence,
     SetNode,
     Tensor,
+    no_gc,
     type_name,
 )
 
@@ -78,6 +79,11 @@ class Shown:
 
 def prepare(inv: Inventory, max_depth: int | None = DEFAULT_DEPTH) -> Shown:
     """Walk an inventory once: its rows, totals and shared storages."""
+    with no_gc():
+        return _prepare(inv, max_depth)
+
+
+def _prepare(inv: Inventory, max_depth: int | None) -> Shown:
     totals = Totals()
     users: dict[str, list[str]] = defaultdict(list)
     entries: list[Entry] = []
@@ -179,6 +185,11 @@ def headline(shown: Shown) -> str:
 
 def show_text(shown: Shown) -> str:
     """The whole text of `ckptcompat show` for one file."""
+    with no_gc():
+        return _show_text(shown)
+
+
+def _show_text(shown: Shown) -> str:
     inv = shown.inventory
     out = [headline(shown)]
     if inv.header is not None and inv.header.metadata:
@@ -358,6 +369,11 @@ def _value_description(node: object) -> str:
 
 def show_json(shown: Shown) -> ShowFile:
     """The `files[]` record of `ckptcompat.show/1`."""
+    with no_gc():
+        return _show_json(shown)
+
+
+def _show_json(shown: Shown) -> ShowFile:
     inv, t = shown.inventory, shown.totals
     return {
         "path": inv.path,

@@ -31,7 +31,7 @@ from typing import Final
 from ..errors import CkptCompatError
 from .inventory import Inventory, walk_entries
 from .safetensors import Header
-from .structure import LongStr, Mapping, Object, Tensor, type_name
+from .structure import LongStr, Mapping, Object, Tensor, no_gc, type_name
 
 #: Keys under which training checkpoints keep the model's state dict, tried in order.
 NESTED_KEYS: Final = ("state_dict", "model_state_dict", "model", "module", "net", "network")
@@ -113,10 +113,11 @@ def from_inventory(inv: Inventory, key: str | None = None) -> StateDict:
                 note = f"the state dict is its {name!r} entry (--key to choose another)"
                 return StateDict(_entries(node), name, [note])
     flat: dict[str, TensorMeta | Other] = {}
-    for entry in walk_entries(root, None):
-        node = entry.node
-        if isinstance(node, Tensor) and entry.path not in flat:
-            flat[entry.path or "<root>"] = _meta(node)
+    with no_gc():
+        for entry in walk_entries(root, None):
+            node = entry.node
+            if isinstance(node, Tensor) and entry.path not in flat:
+                flat[entry.path or "<root>"] = _meta(node)
     note = "no state dict at the root: every tensor is compared by its path (--key to choose)"
     return StateDict(flat, None, [note])
 

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import gc
 import mmap
 import struct
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -355,6 +357,24 @@ class Tree:
     # (module, name) -> how many opcodes name it (GLOBAL, STACK_GLOBAL, INST, EXT), as the machine
     globals: Counter[tuple[str, str]] = field(default_factory=Counter)
     storages: dict[str, Storage] = field(default_factory=dict)  # by key, in order of appearance
+    tensors: list[Tensor] = field(default_factory=list)  # every tensor a rebuild call makes
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: a tree of a million nodes is built, not garbage.
+
+    Each collection of the youngest generation would otherwise walk the
+    growing tree again (measured: a third of the time of `show` on a
+    100,000-entry pickle). Reference counting still frees what dies.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --- dtypes ------------------------------------------------------------------------------
@@ -465,6 +485,11 @@ def build_tree(data: bytes | mmap.mmap, start: int = 0) -> Tree:
     Raises `PickleFormatError` (with the byte offset) when it is not a
     complete, well-formed pickle.
     """
+    with no_gc():
+        return _build_tree(data, start)
+
+
+def _build_tree(data: bytes | mmap.mmap, start: int) -> Tree:
     tree = Tree()
     n = len(data)
     pos = start
@@ -608,7 +633,10 @@ def build_tree(data: bytes | mmap.mmap, start: int = 0) -> Tree:
         elif op == REDUCE:
             args = pop()
             func = pop()
-            stack.append(_call(func, args, "REDUCE"))
+            made = _call(func, args, "REDUCE")
+            if type(made) is Tensor:
+                tree.tensors.append(made)
+            stack.append(made)
         elif op == MARK:
             metastack.append(stack)
             stack = []

@@ -11,9 +11,12 @@ In one process, median of N runs, it times on each file:
 - `diff`: reading both sides and comparing (`big.pt` against `big.safetensors`,
   the pickle-heavy file against itself);
 
-and, for each, how much of the file the process touched: the minor page
-faults of the memory-mapped file (4 KiB each) and the bytes `read()` returned
-(`/proc/self/io` `rchar`). Reading a tensor would show as 256 MiB per tensor.
+and, for each, an upper bound on what the process touched: its minor page
+faults (4 KiB each: the memory-mapped file's pages read, and any heap the run
+grows) plus the bytes `read()` returned (`/proc/self/io` `rchar`). Reading one
+tensor of the 1 GiB files would show as 256 MiB. Then the commands end to end
+(`ckptcompat scan | show | diff`, a new process each: show and diff import no
+torch, scan must read the installed torch's rules).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_scan import DATA, ensure, make_big, make_heavy  # noqa: E402
+from bench_scan import DATA, _env, ensure, make_big, make_heavy  # noqa: E402
 
 PAGE = resource.getpagesize()
 
@@ -126,8 +130,29 @@ def main() -> int:
         results["files"][label] = row
         print(f"measured {label}", file=sys.stderr, flush=True)
 
-    print(f"\ntorch {results['torch']}, {os.cpu_count()} CPUs, median of {runs} runs\n")
-    print("| file | size | scan (s) | show (s) | diff (s) | show touched | diff touched |")
+    cli: dict[str, float] = {}
+    commands = {
+        "scan big.pt": ["scan", "--no-project-config", str(big)],
+        "show big.pt": ["show", str(big)],
+        "show big.safetensors": ["show", str(big_st)],
+        "diff big.pt big.safetensors": ["diff", str(big), str(big_st)],
+    }
+    for label, argv in commands.items():
+        cmd = [sys.executable, "-m", "pytest_ckptcompat", *argv]
+        cli[label] = measure(
+            lambda c=cmd: subprocess.run(c, capture_output=True, check=False, env=_env()), runs
+        )["seconds"]
+    results["cli"] = cli
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    results["load_average"] = load
+    print(
+        f"\ntorch {results['torch']}, {os.cpu_count()} CPUs, median of {runs} runs, "
+        f"load average {load:.1f}\n"
+    )
+    print(
+        "| file | size | scan (s) | show (s) | diff (s) | show: faults + reads "
+        "| diff: faults + reads |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, row in results["files"].items():
         cells = [
@@ -141,6 +166,9 @@ def main() -> int:
             f"{(row['diff']['touched_bytes'] + row['diff']['read_bytes']) / 1e6:.2f} MB",
         ]  # fmt: skip
         print("| " + " | ".join(cells) + " |")
+    print("\n| command (new process) | seconds |\n|---|---:|")
+    for label, seconds in cli.items():
+        print(f"| `ckptcompat {label}` | {seconds:.3f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

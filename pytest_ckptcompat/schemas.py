@@ -320,6 +320,15 @@ class LintDoc(TypedDict):
     errors: list[LintProblemDoc]
 
 
+# --- ckptcompat.scan/1, fields added later ---------------------------------------------
+
+
+class ScanDocDirectories(TypedDict, total=False):
+    """Fields of `ckptcompat.scan/1` present when a directory was scanned."""
+
+    skipped: dict[str, int]  # files not read, by kind: "config" (JSON, TOML, ...), "other"
+
+
 # --- ckptcompat.show/1 ---------------------------------------------------------------
 
 

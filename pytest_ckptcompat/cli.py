@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -202,6 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CkptCompatError as exc:
         print(f"ckptcompat: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `ckptcompat show big.pt | head`: the reader left; no traceback, and none at exit
+        # when Python flushes stdout again (the way the Python docs advise).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
 
 

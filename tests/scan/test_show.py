@@ -439,3 +439,18 @@ def test_show_text_is_stable_for_a_small_file(tmp_path):
             "torch._utils._rebuild_tensor_v2",
         ]
     )
+
+
+def test_a_closed_pipe_is_no_traceback(tmp_path):
+    path = tmp_path / "many.pkl"
+    with open(path, "wb") as fh:
+        pickle.dump({f"key{i}": i for i in range(20_000)}, fh)  # ~0.5 MB of text: > a pipe
+    proc = subprocess.run(
+        f"{sys.executable} -m pytest_ckptcompat show {path} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.stdout.startswith(f"{path}: pickle")
+    assert proc.stderr == ""

@@ -11,6 +11,8 @@ Formats, as `torch.load` tells them apart:
 - `zip`, `npz`, `npy`, `tar`, `compressed` (gzip, bz2, xz): containers people
   scan (torch.load refuses them under weights_only): their pickles are
   collected for what they would run.
+- `safetensors`: no pickle at all; its header is read and validated
+  (`scan.safetensors`), its tensor bytes never.
 
 Nothing here unpickles anything; tensor data is never read. Large files are
 memory-mapped so a 1 GiB checkpoint costs what its pickle costs. Zip archives
@@ -38,6 +40,7 @@ from typing import Final, Literal
 
 from ..errors import PickleFormatError, UnreadableCheckpointError
 from .machine import PickleFacts, analyze
+from .safetensors import Header, looks_like_safetensors, read_header
 from .ziparchive import (
     LOCAL_SIG,
     MAX_MEMBER_BYTES,
@@ -50,7 +53,16 @@ from .ziparchive import (
 )
 
 Format = Literal[
-    "torch-zip", "torchscript", "torch-legacy", "pickle", "zip", "npz", "npy", "tar", "compressed"
+    "torch-zip",
+    "torchscript",
+    "torch-legacy",
+    "pickle",
+    "zip",
+    "npz",
+    "npy",
+    "tar",
+    "compressed",
+    "safetensors",
 ]
 
 # torch's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
@@ -88,6 +100,11 @@ class Checkpoint:
     # TorchScript code members that define `__setstate__`: torch.jit.load runs it
     # while it loads the archive (and torch < 2.6's torch.load calls torch.jit.load).
     load_code: list[str] = field(default_factory=list)
+    # What `show` and `diff` read besides the pickles: the archive (its members'
+    # sizes) and torch's view of it, or a safetensors file's validated header.
+    archive: ZipArchive | None = None
+    layout: ZipLayout | None = None
+    header: Header | None = None
 
 
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -116,9 +133,12 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise UnreadableCheckpointError(shown, exc.strerror or str(exc)) from None
     with fh:
         head = fh.read(512)
-        if not head.startswith(b"PK"):
+        safetensors = looks_like_safetensors(head)
+        if not head.startswith(b"PK") and not safetensors:
             _reject_known_non_pickles(shown, head)
         data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    if safetensors:
+        return _safetensors(shown, data)
     return _checkpoint(shown, data)
 
 
@@ -126,9 +146,29 @@ def checkpoint_from_bytes(data: bytes, shown: str = "<torch.save output>") -> Ch
     """`open_checkpoint` for bytes held in memory (what `torch.save` wrote to a buffer)."""
     if not data:
         raise UnreadableCheckpointError(shown, "empty (0 bytes)")
+    if looks_like_safetensors(data[:512]):
+        return _safetensors(shown, data)
     if not data.startswith(b"PK"):
         _reject_known_non_pickles(shown, data[:512])
     return _checkpoint(shown, data)
+
+
+def _safetensors(shown: str, data: Buffer) -> Checkpoint:
+    """A safetensors file: no pickle; its header validated as safetensors validates it.
+
+    The first 8 bytes are a length, and can also be the start of a pickle
+    (`torch.load(weights_only=False)` would unpickle any file that is not a
+    zip): then the bytes are walked as a pickle too, optionally, so that a
+    file made to be both is reported for what it would run.
+    """
+    maybe_pickle = [PickleBlob("<pickle>", data, optional=True)] if data[0] in _PICKLE_START else []
+    try:
+        header = read_header(data, shown)
+    except UnreadableCheckpointError as exc:
+        if not maybe_pickle:
+            raise
+        return Checkpoint(shown, "safetensors", maybe_pickle, errors=[exc.problem])
+    return Checkpoint(shown, "safetensors", maybe_pickle, header=header)
 
 
 def _checkpoint(shown: str, data: Buffer) -> Checkpoint:
@@ -191,8 +231,6 @@ def _reject_known_non_pickles(shown: str, head: bytes) -> None:
         raise UnreadableCheckpointError(
             shown, "a Git LFS pointer, not the checkpoint: run `git lfs pull`"
         )
-    if head[8:10] == b'{"' and head[4:8] == b"\0\0\0\0":  # u64 header size, then JSON
-        raise UnreadableCheckpointError(shown, "a safetensors file: load it with safetensors")
     if _looks_like_onnx(head):
         raise UnreadableCheckpointError(
             shown, "an ONNX model, not a torch checkpoint: load it with onnx / onnxruntime"
@@ -209,6 +247,7 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
         raise UnreadableCheckpointError(shown, "an empty zip archive")
     layout = zip_layout(archive)
     ckpt = Checkpoint(shown, _zip_format(archive, layout), problems=[*archive.refusals])
+    ckpt.archive, ckpt.layout = archive, layout
     ckpt.pickles = _zip_pickles(archive, "", 0, layout, ckpt.errors)
     if not ckpt.pickles and not ckpt.errors:
         kind = "an npz archive" if ckpt.format == "npz" else "a zip archive"

@@ -16,6 +16,7 @@ from .fastpath import analyze_fast
 from .machine import PickleFacts, TypeResolver, analyze
 from .names import DYNAMIC_GLOBAL
 from .rules import TorchRules
+from .safetensors import Header
 from .verdict import Obstacle, Requirement, Verdict
 
 
@@ -158,6 +159,8 @@ def _judge(
             obstacles.append(Obstacle("torchscript", _TORCHSCRIPT.format(rules.version, how)))
         else:
             notes.append(_TORCHSCRIPT_OLD.format(rules.version, how))
+    if ckpt.header is not None:
+        notes.append(safetensors_note(ckpt.header))
     errors = list(ckpt.errors)
     members: list[str] = []
     queue = list(ckpt.pickles)
@@ -223,6 +226,18 @@ _LOAD_TIME_CODE = (
     "the archive's own code, run while it loads: torch.jit.load calls it, and torch <= 2.5 "
     "calls torch.jit.load even under weights_only=True (CVE-2025-32434)"
 )
+
+
+def safetensors_note(header: Header) -> str:
+    """What a valid safetensors file is to a scan: no pickle, nothing torch.load would run."""
+    count = len(header.tensors)
+    return (
+        f"{SAFETENSORS_NOTE} ({count} tensor{'s' if count != 1 else ''}, header valid; "
+        "not a torch.load file)"
+    )
+
+
+SAFETENSORS_NOTE = "safetensors: no pickle, loads with safetensors"
 # Names a TorchScript archive's pickles hold for torch.jit.load's own unpickler.
 _TORCHSCRIPT_OWN = ("__torch__.", "torch.jit._pickle.")
 _TORCHSCRIPT = "a TorchScript archive: torch {} refuses torch.load(weights_only=True) on it; {}"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 from .errors import CkptCompatError
@@ -42,10 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="which globals a checkpoint needs and whether it loads here (never executes it)",
         description="Statically scan checkpoints: every global they name, its status under the "
         "torch installed here (allowed / allowed-user / blocked / missing), whether it can run "
-        "code, and a loadable verdict. Nothing is unpickled. Exit 0 when every file is "
-        "loadable, 1 when one is not, 2 when one cannot be read.",
+        "code, and a loadable verdict. Nothing is unpickled. A .safetensors file holds no "
+        "pickle: its header is validated and it is reported as such. A directory is searched "
+        "recursively for checkpoint files; configuration files are skipped and counted. Exit 0 "
+        "when every file is loadable, 1 when one is not, 2 when one cannot be read.",
     )
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint files")
+    scan.add_argument(
+        "paths", nargs="+", metavar="PATH", help="checkpoint files, or directories (recursive)"
+    )
     scan.add_argument(
         "--format",
         choices=("text", "json", "sarif"),
@@ -56,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--json", action="store_const", const="json", dest="format", help="same as --format json"
     )
+    _include_option(scan)
     scan.add_argument(
         "--safe-global",
         action="append",
@@ -76,6 +83,61 @@ def build_parser() -> argparse.ArgumentParser:
         help="a top-level package whose classes advice may suggest allowlisting (default: the "
         "packages and modules beside the project's pytest configuration, and under src/)",
     )
+    show = sub.add_parser(
+        "show",
+        help="what a checkpoint holds: keys, tensors (dtype, shape, bytes), values; never runs it",
+        description="Show what checkpoints hold, statically: the tree of keys; each tensor's "
+        "dtype, shape, number of elements and bytes, and the storages tensors share; each other "
+        "value's type and, for constants, its value; totals per dtype. torch zip and legacy "
+        "files, plain pickles and .safetensors (whose header is validated as safetensors does). "
+        "Nothing is unpickled and no tensor byte is read; globals that can run code are marked. "
+        "Exit 0 when every file was shown, 2 when one cannot be read.",
+    )
+    show.add_argument(
+        "paths", nargs="+", metavar="PATH", help="checkpoint files, or directories (recursive)"
+    )
+    show.add_argument("--json", action="store_true", help="print ckptcompat.show/1 JSON")
+    show.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="show nesting up to N levels (default 32; 0 for no limit)",
+    )
+    _include_option(show)
+    diff = sub.add_parser(
+        "diff",
+        help="missing/unexpected keys, shapes, dtypes between two checkpoints; never runs them",
+        description="Compare two checkpoints' state dicts statically, in the words of "
+        "load_state_dict(strict=True) with B as the checkpoint and A as the model: missing and "
+        "unexpected keys, size mismatches, dtype changes and storage sharing, after a one-line "
+        "summary. Either side may be a torch file, a .safetensors file or a directory of shards. "
+        "Nothing is unpickled unless --values is given, and then only with "
+        "torch.load(weights_only=True) or safetensors. Exit 0 when they are the same, 1 when "
+        "they differ, 2 when one cannot be read.",
+    )
+    diff.add_argument("a", metavar="A", help="the reference (the model's side)")
+    diff.add_argument("b", metavar="B", help="the other (the checkpoint's side)")
+    diff.add_argument(
+        "--key",
+        metavar="KEY",
+        help="the state dict's key in both files (`state_dict`, `model.ema`; default: the root "
+        "when it is a state dict, else its `state_dict` entry, else every tensor by path)",
+    )
+    diff.add_argument(
+        "--strip-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="remove this prefix from keys that have it, on both sides (`module.`; repeatable)",
+    )
+    diff.add_argument(
+        "--values",
+        action="store_true",
+        help="also compare tensor values: loads both with torch.load(weights_only=True) or "
+        "safetensors",
+    )
+    diff.add_argument("--json", action="store_true", help="print ckptcompat.diff/1 JSON")
     lint = sub.add_parser(
         "lint",
         help="find torch.load calls that do not pass weights_only=True (static, never imports)",
@@ -184,32 +246,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: What a command whose reader went away exits with (`ckptcompat scan ... | head`): the
-#: status a shell reports for a Unix tool killed by SIGPIPE (128 + 13), neither 1
-#: ("found") nor 2 ("bad usage").
-EXIT_BROKEN_PIPE = 128 + 13
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    A reader that leaves early (`ckptcompat scan ... | head`) ends the command
+    quietly with 0: no traceback, and not 1, which means "found".
+    """
     try:
         code = _main(argv)
-        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        sys.stdout.flush()  # a closed pipe may show only here, not while printing
     except BrokenPipeError:
         _silence_stdout()
-        return EXIT_BROKEN_PIPE
+        return EXIT_OK
     return code
 
 
 def _silence_stdout() -> None:
     """Point stdout at devnull so the interpreter's last flush cannot fail a second time."""
-    import os
+    import contextlib
 
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # no real file descriptor (stdout replaced in-process)
-        pass
+    # ValueError/OSError: no real file descriptor (stdout replaced in-process).
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -225,6 +283,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return _scan(args)
         if args.command == "lint":
             return _lint(args)
+        if args.command == "show":
+            return _show(args)
+        if args.command == "diff":
+            return _diff(args)
         if args.command == "report":
             return _report(args)
         if args.command == "gate":
@@ -234,6 +296,11 @@ def _main(argv: Sequence[str] | None) -> int:
     except CkptCompatError as exc:
         print(f"ckptcompat: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `ckptcompat show big.pt | head`: the reader left; no traceback, and none at exit
+        # when Python flushes stdout again (the way the Python docs advise).
+        _silence_stdout()
+        return EXIT_OK
     raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
 
 
@@ -266,17 +333,23 @@ def _scan(args: argparse.Namespace) -> int:
         ) from None
     from . import schemas
     from .scan.allowlist import Allowlist
-    from .scan.scanner import scan_file
+    from .scan.scanner import FileScan, scan_file
 
     allowlist = Allowlist.build(names)
-    results = [scan_file(Path(p), rules, allowlist) for p in args.paths]
+    found = _checkpoint_paths(args)
+    results = [
+        scan_file(path, rules, allowlist) if error is None else FileScan(str(path), error=error)
+        for path, error in found.entries
+    ]
     if args.format in ("json", "sarif"):
-        doc = {
+        doc: dict[str, Any] = {
             "schema": schemas.SCAN,
             "torch": rules.version,
             "numpy": _numpy_version(),
             "files": [r.to_json() for r in results],
         }
+        if found.directories:
+            doc["skipped"] = dict(found.skipped)
         if args.format == "sarif":
             from .sarif import scan_log
 
@@ -287,12 +360,78 @@ def _scan(args: argparse.Namespace) -> int:
         from .scan.text import scan_text
 
         print(scan_text(results, rules, first_party))
+        if found.directories:
+            print(_searched_line(found, len(results)))
     for result in results:
         if result.error:
             print(f"ckptcompat: error: {result.error}", file=sys.stderr)
     if any(r.error for r in results):
         return EXIT_USAGE
     return EXIT_OK if all(r.loadable for r in results) else EXIT_FOUND
+
+
+def _include_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="in directories, read files matching this glob (repeatable; default: checkpoint "
+        "extensions .pt .pth .bin .ckpt .safetensors .pkl ...)",
+    )
+
+
+def _checkpoint_paths(args: argparse.Namespace) -> Any:
+    """The files to read in order, directories expanded (`Found.entries`)."""
+    from .scan.discover import find_checkpoints
+
+    return find_checkpoints(args.paths, args.include)
+
+
+def _searched_line(found: Any, count: int) -> str:
+    folders = ", ".join(str(d) for d in found.directories)
+    skipped = found.skipped_text()
+    return f"{count} file(s) read under {folders}" + (f"; {skipped}" if skipped else "")
+
+
+def _show(args: argparse.Namespace) -> int:
+    # No torch import: showing a file is reading it, statically.
+    from . import schemas
+    from .scan.inventory import open_inventory
+    from .scan.show import DEFAULT_DEPTH, error_json, prepare, show_json, show_text
+
+    depth = DEFAULT_DEPTH if args.depth is None else (args.depth or None)
+    found = _checkpoint_paths(args)
+    records = []
+    texts = []
+    errors = []
+    for path, problem in found.entries:
+        try:
+            if problem is not None:
+                raise CkptCompatError(problem)
+            shown = prepare(open_inventory(path), depth)
+        except CkptCompatError as exc:
+            errors.append(str(exc))
+            records.append(error_json(str(path), str(exc)))
+            continue
+        records.append(show_json(shown))
+        texts.append(show_text(shown))
+    if args.json:
+        print(json.dumps({"schema": schemas.SHOW, "files": records}, indent=2))
+    else:
+        print("\n\n".join(texts))
+        if found.directories:
+            print(_searched_line(found, len(found.files)))
+    for error in errors:
+        print(f"ckptcompat: error: {error}", file=sys.stderr)
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    # No torch import unless --values: the comparison is static.
+    from .diff import run_diff
+
+    return run_diff(args)
 
 
 def _lint(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import torchcompat
-from .compare import ANY_DEVICE, deep_diff, format_mismatches, state_dict_report
+from .compare import ANY_DEVICE, deep_diff, format_mismatches, state_dict_findings
 from .scan.allowlist import Allowlist
 from .scan.fixes import advise
 from .scan.names import is_numpy_dtype_class
@@ -110,6 +110,31 @@ def load_outcome(
     if problem and (note := devices_note(mapped)):
         problem = f"{problem}\n({note})"
     return LoadResult("mismatch" if problem else "ok", problem, globals=statuses)
+
+
+def safetensors_outcome(data: bytes, expected: object, compare: Compare = "equal") -> LoadResult:
+    """Load safetensors bytes here (header checked first) and classify them against `expected`.
+
+    Nothing can be blocked or missing (there is no pickle): `ok`, `mismatch`,
+    or `error` when the header is invalid or this safetensors / torch cannot
+    read it (a dtype it does not know).
+    """
+    from .errors import UnreadableCheckpointError
+    from .safetensors_io import load
+    from .scan.safetensors import read_header
+
+    try:
+        read_header(data, "golden")
+    except UnreadableCheckpointError as exc:
+        return LoadResult("error", f"unreadable safetensors file: {exc}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = load(data)
+    except Exception as exc:  # this reader's safetensors or torch refusing is the finding
+        return LoadResult("error", f"safetensors cannot load it here: {type(exc).__name__}: {exc}")
+    problem = _compare(expected, loaded, compare)
+    return LoadResult("mismatch" if problem else "ok", problem)
 
 
 def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
@@ -256,9 +281,11 @@ def _compare(
         except AssertionError as exc:
             return f"compare callable failed: {exc}"
         return "" if verdict is None or verdict else "compare callable returned False"
-    mismatches = deep_diff(expected, loaded, structure=compare == "structure", devices=devices)
-    if not mismatches:
+    lines, covered = state_dict_findings(expected, loaded)
+    mismatches = deep_diff(
+        expected, loaded, structure=compare == "structure", covered=covered, devices=devices
+    )
+    if not mismatches and not mismatches.total and not lines:
         return ""
-    lines = state_dict_report(expected, loaded)
     text = format_mismatches(mismatches)
-    return "\n".join([*lines, text]) if lines else text
+    return "\n".join([*lines, text]) if text else "\n".join(lines)

@@ -14,6 +14,8 @@ it absent), never renamed: a change of meaning is a new schema id.
 | `ckptcompat.lint/1` | `ckptcompat lint --json` | you |
 | `ckptcompat.golden/1` | `--ckpt-compat-update` (metadata beside each golden) | `--ckpt-compat` |
 | `ckptcompat.fixcheck/1` | `ckptcompat check-fix` (the snippet applied) | `ckptcompat report` |
+| `ckptcompat.show/1` | `ckptcompat show --json` (what a checkpoint holds) | you |
+| `ckptcompat.diff/1` | `ckptcompat diff --json` (two checkpoints' keys, shapes, dtypes) | you |
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ BASELINE: Final = "ckptcompat.baseline/1"
 LINT: Final = "ckptcompat.lint/1"
 GOLDEN: Final = "ckptcompat.golden/1"
 FIXCHECK: Final = "ckptcompat.fixcheck/1"
+SHOW: Final = "ckptcompat.show/1"
+DIFF: Final = "ckptcompat.diff/1"
 
 
 # --- ckptcompat.scan/1 ---------------------------------------------------------------
@@ -471,3 +475,173 @@ class LintDoc(TypedDict):
     files_checked: int
     findings: list[LintFindingDoc]
     errors: list[LintProblemDoc]
+
+
+# --- ckptcompat.scan/1, fields added later ---------------------------------------------
+
+
+class ScanDocDirectories(TypedDict, total=False):
+    """Fields of `ckptcompat.scan/1` present when a directory was scanned."""
+
+    skipped: dict[str, int]  # files not read, by kind: "config" (JSON, TOML, ...), "other"
+
+
+# --- ckptcompat.show/1 ---------------------------------------------------------------
+
+
+class _ShowEntryRequired(TypedDict):
+    path: str  # `state_dict.fc.weight`, `optimizer.param_groups[0].lr`; '' for the root
+    key: str  # its name in its parent: `fc.weight`, `[0]`, `.lr`
+    depth: int
+    kind: str  # tensor, mapping, sequence, set, object, array, value, ref
+    type: str  # `torch.Tensor`, `collections.OrderedDict`, `builtins.int`, ...
+
+
+class ShowEntry(_ShowEntryRequired, total=False):
+    """One node of the tree (`files[].entries[]`), depth first; fields by kind."""
+
+    dtype: str | None  # tensor, array: torch's dtype name (`float32`), numpy's for arrays
+    shape: list[int] | None  # tensor, array
+    numel: int | None  # tensor
+    bytes: int | None  # tensor: numel x element size
+    storage: str | None  # tensor: its storage's key (torch files)
+    offset: int | None  # tensor: its offset into the storage, in elements
+    layout: str  # tensor, when not strided: sparse, quantized, meta, nested, ...
+    device: str  # tensor: the location torch.save recorded (`cpu`, `cuda:0`)
+    requires_grad: bool  # tensor, when recorded as True
+    length: int  # mapping, sequence, set: how many items
+    value: str  # value (and constant sequences, sets, objects): a short rendering
+    same_as: str  # ref: the path where this very object was shown first
+    dangerous: str  # object: made by a global that can run code, and why
+    truncated: bool  # nested deeper than the depth limit: children not shown
+
+
+class ShowDtype(TypedDict):
+    """Totals of one dtype (`files[].dtypes[]`)."""
+
+    dtype: str
+    tensors: int
+    numel: int
+    bytes: int  # each tensor's numel x element size
+
+
+class ShowShared(TypedDict):
+    """A storage more than one tensor entry uses (`files[].shared[]`)."""
+
+    storage: str
+    dtype: str
+    bytes: int | None
+    tensors: list[str]  # paths
+
+
+class ShowGlobal(TypedDict):
+    """A global named anywhere in the file (`files[].globals[]`)."""
+
+    name: str
+    count: int
+    dangerous: bool
+    why: str  # why it can run code; empty when it cannot
+
+
+class ShowFile(TypedDict):
+    """What one file holds (`files[]`)."""
+
+    path: str
+    format: str | None
+    error: str | None
+    tensors: int
+    storages: int  # distinct storages (torch) or tensors (safetensors)
+    numel: int
+    bytes: int  # tensor data in the file: each storage once
+    dtypes: list[ShowDtype]
+    entries: list[ShowEntry]
+    shared: list[ShowShared]
+    globals: list[ShowGlobal]
+    metadata: dict[str, str] | None  # a safetensors file's `__metadata__`
+    pickles: list[str]
+    problems: list[str]  # what torch.load / safetensors would refuse
+    notes: list[str]
+
+
+class ShowDoc(TypedDict):
+    """`ckptcompat.show/1`."""
+
+    schema: str
+    files: list[ShowFile]
+
+
+# --- ckptcompat.diff/1 ---------------------------------------------------------------
+
+
+class DiffSide(TypedDict):
+    """One side of a diff (`a`, `b`)."""
+
+    path: str
+    format: str  # a file's format, or `directory`
+    files: list[str]  # the files read (several for a directory of shards)
+    key: str | None  # where the state dict was found (`state_dict`), None for the root
+    tensors: int
+    notes: list[str]
+
+
+class DiffShape(TypedDict):
+    """A key whose shape differs (`shape[]`)."""
+
+    key: str
+    a: list[int] | None
+    b: list[int] | None
+
+
+class DiffDtype(TypedDict):
+    """A key whose dtype differs (`dtype[]`)."""
+
+    key: str
+    a: str
+    b: str
+
+
+class DiffSharing(TypedDict):
+    """Keys that share one storage on one side and not on the other (`sharing[]`)."""
+
+    keys: list[str]
+    shared_in: str  # "a" or "b"
+
+
+class DiffKind(TypedDict):
+    """A key that is a tensor on one side only (`not_tensor[]`)."""
+
+    key: str
+    a: str  # the type on each side
+    b: str
+
+
+class DiffValues(TypedDict):
+    """A key whose values differ (`values[]`, with --values)."""
+
+    key: str
+    differ: int  # elements that differ
+    numel: int
+    first: list[int]  # the index of the first one
+    a: str
+    b: str
+    max_abs_diff: float | None
+
+
+class DiffDoc(TypedDict):
+    """`ckptcompat.diff/1`: B read as a checkpoint loaded into a model shaped like A."""
+
+    schema: str
+    a: DiffSide
+    b: DiffSide
+    same: bool
+    summary: str  # the one line: `2 missing, 1 unexpected, 1 shape, 62 dtype fp32->fp16`
+    counts: dict[str, int]
+    compared: int  # keys that are tensors on both sides
+    missing: list[str]  # in A, not in B (load_state_dict: "Missing key(s) in state_dict")
+    unexpected: list[str]  # in B, not in A ("Unexpected key(s) in state_dict")
+    shape: list[DiffShape]
+    dtype: list[DiffDtype]
+    sharing: list[DiffSharing]
+    not_tensor: list[DiffKind]
+    values: list[DiffValues] | None  # None when values were not compared
+    messages: list[str]  # load_state_dict(strict=True)'s lines

@@ -40,8 +40,9 @@ SiteState = Literal["works", "at-risk", "fails"]
 #: real call raised.
 SITE_STATES: Final[tuple[SiteState, ...]] = get_args(SiteState)
 
-#: How a reader meets a name: as a GLOBAL, or as a type BUILD / NEWOBJ checks.
-Kind = Literal["global", "build", "newobj"]
+#: How a reader meets a name: as a GLOBAL, or as a type BUILD / NEWOBJ checks;
+#: "setitem": what a file writes into (a tensor, a storage: always dangerous).
+Kind = Literal["global", "build", "newobj", "setitem"]
 
 
 def is_allowed(status: str) -> bool:

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ckptcompat.cli import EXIT_BROKEN_PIPE
-
 ROOT = Path(__file__).resolve().parent.parent
 NO_TORCH_DIR = ROOT / ".venvs" / "no-torch"
 
@@ -114,7 +112,7 @@ def test_a_bare_ckptcompat_prints_the_help():
     assert "Exit codes" in proc.stdout
 
 
-def test_a_closed_pipe_ends_scan_quietly_like_a_unix_tool(tmp_path):
+def test_a_closed_pipe_ends_scan_quietly(tmp_path):
     torch = pytest.importorskip("torch")
     import argparse
 
@@ -132,5 +130,5 @@ def test_a_closed_pipe_ends_scan_quietly_like_a_unix_tool(tmp_path):
         )
         assert proc.stderr == ""
         assert proc.stdout.count("\n") == 1
-        # 141 is what the shell reports for `cat big | head`: not 1 ("found").
-        assert proc.returncode == EXIT_BROKEN_PIPE == 141
+        # Quietly, and not 1 ("found") even under pipefail, though the files do not load.
+        assert proc.returncode == 0

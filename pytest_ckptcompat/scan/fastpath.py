@@ -35,7 +35,7 @@ import re
 from functools import lru_cache
 from typing import Final
 
-from .machine import GlobalRef, PickleFacts, TypeResolver
+from .machine import OBJECT_DTYPES, GlobalRef, PickleFacts, TypeResolver
 from .names import numpy_spellings
 
 # Below this size the exact machine is already fast (~1 ms per 10 kB).
@@ -68,6 +68,21 @@ _RECONSTRUCT = numpy_spellings("numpy.core.multiarray._reconstruct")
 # fastest search measured (9 ms on 21 MB; `bytes.find` takes 19 ms for it
 # or for its last two bytes, NEWFALSE being common).
 _DTYPE_ARGS_END: Final = re.compile(re.escape(b"\x89\x88\x87"))
+# What follows those arguments in CPython's output: the REDUCE, then the BUILD
+# state of a plain dtype, `(3 or 4, byte order, None, None, None, ...`; memo
+# PUTs may sit between, and the byte-order string may come from the memo. A
+# state with a subarray, names or fields (or anything else) goes to the exact
+# machine, which checks that such a dtype cannot hide objects (`hides_objects`).
+_PUT: Final = rb"(?:q.|r.{4}|\x94)?"
+_PLAIN_DTYPE_STATE: Final = re.compile(
+    _PUT
+    + rb"R"
+    + _PUT
+    + rb"\(K[\x03\x04](?:X\x01\x00\x00\x00.|\x8c\x01.|h.|j.{4})"
+    + _PUT
+    + rb"NNN",
+    re.DOTALL,
+)
 # The characters of a dtype code as the fast path accepts it (`\w` of a bytes
 # regex, plus numpy's byte-order and unit characters).
 _CODE_CHARS: Final = frozenset(
@@ -254,9 +269,12 @@ def _add_dtype_builds(
             return False
         code = _dtype_code(data, counted_end, at)
         if code is not None:
+            dtype_class = types.dtype_class(code) or "numpy.dtype"
+            if dtype_class in OBJECT_DTYPES or not _PLAIN_DTYPE_STATE.match(data, hit.end()):
+                return False  # its state's flags decide: the exact machine reads them
             found = True
             counted_end = hit.end()
-            facts.builds[types.dtype_class(code) or "numpy.dtype"] += 1
+            facts.builds[dtype_class] += 1
     return found
 
 

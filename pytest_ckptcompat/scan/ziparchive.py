@@ -339,6 +339,35 @@ def _decompress(method: int, data: bytes | mmap.mmap, limit: int) -> bytes | Non
     return None
 
 
+def decompress_file(data: Buffer, kind: str, limit: int) -> bytes:
+    """At most `limit` bytes of a whole gzip / bz2 / xz file's (first) stream.
+
+    What precedes a corrupt byte is returned: an unpickler reading the stream
+    would have run it. (Here beside the members' decompression: one module
+    inflates anything.)
+    """
+    import bz2
+    import lzma
+
+    decoder: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
+    if kind == "gzip":
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif kind == "bz2":
+        decoder = bz2.BZ2Decompressor()
+    else:
+        decoder = lzma.LZMADecompressor()
+    out = bytearray()
+    step = 1 << 20
+    try:
+        for at in range(0, len(data), step):
+            out += decoder.decompress(bytes(data[at : at + step]), limit - len(out))
+            if len(out) >= limit or decoder.eof:
+                break
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
+        pass
+    return bytes(out)
+
+
 def _lower(raw: bytes) -> bytes:
     return raw.translate(_LOWER)
 

@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,46 @@ def rules():
     from pytest_ckptcompat.scan.rules import TorchRules
 
     return TorchRules.from_installed()
+
+
+def _process_state() -> dict[str, object]:
+    """What an in-process pytest run could leave behind in this interpreter."""
+    import torch
+    import torch.serialization as ts
+
+    return {
+        "torch.load": torch.load,
+        "torch.serialization.load": ts.load,
+        # torch keeps them in a set: compare as one (the list's order is not meaningful)
+        "safe globals": set(ts.get_safe_globals()) if hasattr(ts, "get_safe_globals") else set(),
+        "crc32": ts.get_crc32_options() if hasattr(ts, "get_crc32_options") else None,
+        "warning filters": list(warnings.filters),
+        # pytest itself updates PYTEST_CURRENT_TEST at each phase
+        "environment": {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _pytester_runs_leave_nothing_behind(request):
+    """Tests that run pytest in this process (pytester) must leave it as they found it.
+
+    torch, numpy and hypothesis are imported first, before pytester snapshots
+    `sys.modules`: otherwise every in-process run drops them again and the next
+    one re-imports them (seconds each; numpy warns when imported twice;
+    hypothesis's pytest plugin imports it at the end of every run). After the
+    test, the audit's torch.load wrapper must be gone (the plugin uninstalls it
+    in pytest_unconfigure), and torch's allowlist and crc32 option, the warning
+    filters and the environment must be as they were.
+    """
+    if "pytester" not in request.fixturenames:
+        yield
+        return
+    import hypothesis  # noqa: F401
+    import numpy  # noqa: F401
+    import torch  # noqa: F401
+
+    before = _process_state()
+    yield
+    after = _process_state()
+    leaked = [key for key in before if after[key] != before[key]]
+    assert not leaked, f"a pytester run left {', '.join(leaked)} changed in this process"

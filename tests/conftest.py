@@ -22,18 +22,69 @@ def _uv() -> str:
 
 @pytest.fixture(scope="session")
 def old_python() -> Path:
-    """A real torch 2.5.1 / numpy 1.25.2 environment with this plugin installed."""
+    """A real torch 2.5.1 / numpy 1.25.2 environment with this plugin installed.
+
+    Built once per machine (uv's cache makes a rebuild quick); each xdist
+    worker that needs it takes a file lock, so one builds and the others wait
+    instead of building over each other. `.ready` is written last: an
+    interrupted build is started over, never half used.
+    """
+    import fcntl
+
     python = OLD_DIR / "bin" / "python"
-    if not python.exists():
-        uv = _uv()
-        subprocess.run([uv, "venv", "-q", "-p", "3.11", str(OLD_DIR)], check=True)
-        env = {**os.environ, "VIRTUAL_ENV": str(OLD_DIR)}
-        subprocess.run([uv, "pip", "install", "-q", *OLD, "pytest"], check=True, env=env)
+    ready = OLD_DIR / ".ready"
     env = {**os.environ, "VIRTUAL_ENV": str(OLD_DIR)}
-    subprocess.run(
-        [_uv(), "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True, env=env
-    )
+    OLD_DIR.parent.mkdir(exist_ok=True)
+    with open(OLD_DIR.parent / f"{OLD_DIR.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.exists() and python.exists():  # built before `.ready` existed?
+            check = [str(python), "-c", "import numpy, pytest, torch"]
+            if subprocess.run(check, capture_output=True, check=False).returncode == 0:
+                ready.touch()
+        if not ready.exists():
+            uv = _uv()
+            shutil.rmtree(OLD_DIR, ignore_errors=True)
+            subprocess.run([uv, "venv", "-q", "-p", "3.11", str(OLD_DIR)], check=True)
+            subprocess.run([uv, "pip", "install", "-q", *OLD, "pytest"], check=True, env=env)
+            ready.touch()
+        subprocess.run(
+            [_uv(), "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True, env=env
+        )
     return python
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`-n N` (xdist's default `--dist load`): whole files per worker, in collection order.
+
+    One worker runs each file, so a module-scoped environment (the matrix
+    report's cells) is built once, never once per worker that got one of its
+    tests; and tests/matrix/ goes out first, so its long chain of real
+    environments starts at once instead of holding up the end. (`loadgroup`
+    would do for the first, but groups nothing on pytest 9.2 with
+    pytest-xdist 3.8: pytest-dev/pytest-xdist#1386.) Any other `--dist` is
+    left as given.
+    """
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False  # keep collection order (pytest-xdist >= 3.8)
+    return LoadFileScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses another real environment is `slow`: `-m "not slow"` never builds one."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "old_python" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use old_python but are not marked slow: " + ", ".join(unmarked)
+        )
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from inprocess import runpytest_inprocess
 
 LIB = """
@@ -70,6 +71,7 @@ def run_here(pytester, monkeypatch, root, *args):
     return result.ret, result.stdout.str(), json.loads(report.read_text())
 
 
+@pytest.mark.slow
 def test_audit_on_torch_2_5_test_passes_and_the_site_is_reported(tmp_path, old_python):
     root = project(tmp_path)
     returncode, stdout, report = run_old(old_python, root)

@@ -85,11 +85,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory, old_python) -> dict[str, Path]:
-    """Both phases in both environments: {reader tag: cell report}.
+def runs(tmp_path_factory, old_python) -> dict[str, Path]:
+    """Both phases in both environments, and one planted regression: {name: cell report}.
 
     As the nox matrix runs them: every environment writes its goldens (all at
-    once), then every environment reads all of them (all at once).
+    once), then every environment reads all of them (all at once). With the
+    reads, the torch 2.5 reader once more without the project's allowlist: a
+    regression planted for real, for the gate (key "regressed").
     """
     work = tmp_path_factory.mktemp("matrix")
     goldens = work / "goldens"
@@ -101,20 +103,30 @@ def cells(tmp_path_factory, old_python) -> dict[str, Path]:
         ]
     )
     reports = {tag: work / "cells" / f"{tag}.json" for tag in pythons}
+    reports["regressed"] = work / "regressed" / f"{OLD_TAG}.json"
+    read = (f"--ckpt-compat-dir={goldens}", "--ckpt-compat")
     _pytest(
         *[
-            (
-                python,
-                (
-                    f"--ckpt-compat-dir={goldens}",
-                    "--ckpt-compat",
-                    f"--ckpt-compat-report={reports[tag]}",
-                ),
-            )
+            (python, (*read, f"--ckpt-compat-report={reports[tag]}"))
             for tag, python in pythons.items()
-        ]
+        ],
+        (
+            old_python,
+            (
+                *read,
+                f"--ckpt-compat-report={reports['regressed']}",
+                "-o",
+                "ckpt_compat_safe_globals=",
+            ),
+        ),
     )
     return reports
+
+
+@pytest.fixture(scope="module")
+def cells(runs) -> dict[str, Path]:
+    """{reader tag: cell report} of the two environments."""
+    return {tag: path for tag, path in runs.items() if tag != "regressed"}
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +202,7 @@ def test_markdown_html_junit(report):
 
 
 def test_gate_passes_on_its_baseline_and_fails_on_a_planted_regression(
-    report, cells, tmp_path, old_python
+    report, cells, runs, tmp_path
 ):
     baseline = tmp_path / "baseline.json"
     proc = _cli("gate", str(report / "matrix.json"), "--write-baseline", str(baseline))
@@ -199,21 +211,8 @@ def test_gate_passes_on_its_baseline_and_fails_on_a_planted_regression(
     proc = _cli("gate", str(report / "matrix.json"), "--baseline", str(baseline))
     assert (proc.returncode, proc.stdout.splitlines()[-1]) == (0, "gate: passed")
 
-    # Plant a regression for real: the torch 2.5 reader loses the project's allowlist.
-    goldens = next(iter(cells.values())).parent.parent / "goldens"
-    regressed = tmp_path / "cells" / f"{OLD_TAG}.json"
-    _pytest(
-        (
-            old_python,
-            (
-                f"--ckpt-compat-dir={goldens}",
-                "--ckpt-compat",
-                f"--ckpt-compat-report={regressed}",
-                "-o",
-                "ckpt_compat_safe_globals=",
-            ),
-        )
-    )
+    # A regression planted for real: the torch 2.5 reader lost the project's allowlist.
+    regressed = runs["regressed"]
     new_cell = next(p for t, p in cells.items() if t != OLD_TAG)
     out = tmp_path / "regressed"
     assert _cli("report", str(regressed), str(new_cell), "--out", str(out)).returncode == 0

@@ -25,6 +25,7 @@ from .options import (
 from .runstate import AUDITOR, STATE, claims_dir, run_state
 
 if TYPE_CHECKING:
+    from .audit import Auditor
     from .fixture import CkptCompat
     from .runstate import RunState
     from .schemas import StaleDoc
@@ -117,6 +118,7 @@ def pytest_configure(config: pytest.Config) -> None:
         auditor = Auditor(config.rootpath, list(config.getini(AUDIT_IGNORE_INI)))
         auditor.install()
         config.stash[AUDITOR] = auditor
+        config.pluginmanager.register(_AuditHooks(auditor), "ckptcompat-audit")
 
 
 def _check_usage(config: pytest.Config) -> None:
@@ -161,17 +163,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         auditor.uninstall()
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Any:
-    """Tell the audit which test is running (for the sites it records)."""
-    auditor = item.config.stash.get(AUDITOR, None)
-    if auditor is not None:
-        auditor.current_test = item.nodeid
-    try:
-        return (yield)
-    finally:
-        if auditor is not None:
-            auditor.current_test = ""
+class _AuditHooks:
+    """Tells the audit which test is running (registered only when the audit is on)."""
+
+    def __init__(self, auditor: Auditor) -> None:
+        self.auditor = auditor
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        self.auditor.current_test = item.nodeid  # for the sites it records
+        try:
+            return (yield)
+        finally:
+            self.auditor.current_test = ""
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -340,10 +344,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     """One titled block, only when there is something to say, never on xdist workers."""
     if _is_worker(config):
         return
-    from .runreport import summary_lines
-
     state = run_state(config)
-    lines = summary_lines(state)
+    lines: list[str] = []
+    if state.has_news:  # else the report modules are never imported: an idle run stays cheap
+        from .runreport import summary_lines
+
+        lines = summary_lines(state)
     if config.getoption("ckpt_compat_prune") and state.partial:
         lines.append(
             "--ckpt-compat-prune deleted nothing: only a full, unfiltered run may call a "

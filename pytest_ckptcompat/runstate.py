@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .options import DIR_INI, GOLDEN_FOLDER
-from .outcomes import Record
 
 if TYPE_CHECKING:
     from .audit import Auditor
+    from .outcomes import Record
     from .schemas import EnvironmentDoc, LoadSiteDoc, RunDoc, StaleDoc, TestDoc, WrittenDoc
 
 
@@ -47,6 +47,11 @@ class RunState:
     started: float = 0.0  # time.monotonic() at configure
     rootdir: str | None = None  # pytest's rootdir in its git work tree (see repo_rootdir)
     run: RunDoc | None = None  # how pytest's session went, once it finished
+
+    @property
+    def has_news(self) -> bool:
+        """Whether the terminal summary has anything to say (a run that checks nothing: no)."""
+        return bool(self.records or self.written or self.load_sites or self.stale)
 
     def add_load_sites(self, sites: list[LoadSiteDoc]) -> None:
         """Merge audited torch.load call sites (deduplicated by site and decision)."""
@@ -83,6 +88,8 @@ class RunState:
 
     def merge(self, text: str) -> None:
         """Merge a worker's `dump()`."""
+        from .outcomes import Record  # here: a run that checks nothing never imports it
+
         data = json.loads(text)
         self.reader = self.reader or data["reader"]
         self.records += [Record(**r) for r in data["records"]]

@@ -33,6 +33,36 @@ def test_importing_the_plugin_imports_neither_torch_nor_numpy():
     assert not {m for m in modules if m.split(".")[0] in ("torch", "numpy")}
 
 
+def test_a_run_that_checks_nothing_imports_only_the_hooks(tmp_path):
+    """The idle cost (issue 16): a suite that uses neither fixture nor option pays for hooks only.
+
+    The modules a checking run needs (outcomes, reports, comparison, torch's rules) cost
+    tens of milliseconds a run; benchmarks/bench_idle.py measures the whole run.
+    """
+    (tmp_path / "test_idle.py").write_text("def test_it():\n    assert True\n")
+    (tmp_path / "conftest.py").write_text(
+        "import sys\n\n\n"
+        "def pytest_unconfigure(config):\n"
+        "    loaded = sorted(m for m in sys.modules if m.startswith(('pytest_ckptcompat', "
+        "'torch', 'numpy')))\n"
+        "    print('LOADED', ' '.join(loaded))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    loaded = set(next(ln for ln in proc.stdout.splitlines() if ln.startswith("LOADED")).split()[1:])
+    assert "pytest_ckptcompat.plugin" in loaded  # the plugin was active
+    heavy = {"torch", "numpy", "pytest_ckptcompat.outcomes", "pytest_ckptcompat.runreport",
+             "pytest_ckptcompat.compare", "pytest_ckptcompat.scan.rules",
+             "pytest_ckptcompat.fixture", "pytest_ckptcompat.audit"}  # fmt: skip
+    assert not loaded & heavy
+
+
 def test_version_matches_metadata():
     assert pytest_ckptcompat.__version__ == metadata.version("pytest-ckptcompat")
 

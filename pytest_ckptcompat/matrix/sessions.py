@@ -189,11 +189,53 @@ def _check_fix(session: nox.Session, matrix: Matrix, cell: Cell, root: Path) -> 
     )  # fmt: skip
 
 
+#: In the cell's venv: what its installs were made from (`install_key`), written last.
+INSTALL_STAMP = ".ckptcompat-installed"
+# Run once the installs are done: bytecode for what every pytest process of the cell
+# imports (uv compiles none, and under PYTHONDONTWRITEBYTECODE each process would compile
+# torch again, about a second), then the stamp.
+_FINISH_INSTALL = (
+    "import sys, pathlib, torch, numpy, pytest; "
+    "pathlib.Path(sys.prefix, sys.argv[1]).write_text(sys.argv[2], encoding='utf-8')"
+)
+
+
+def install_key(matrix: Matrix, cell: Cell, packages: Sequence[str]) -> str:
+    """What a cell's installs depend on: the pins, the installer's arguments, local projects.
+
+    Local projects (`-e FOLDER`, a folder) count by their build files: an editable
+    install follows source edits by itself, but not a change of its dependencies.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    parts = [PLUGIN, cell.torch, cell.numpy, *matrix.index_args(), *packages]
+    for part in parts:
+        digest.update(part.encode() + b"\0")
+        folder = Path(part)
+        for name in ("pyproject.toml", "setup.py", "setup.cfg"):
+            if (folder / name).is_file():
+                digest.update(name.encode() + (folder / name).read_bytes())
+    return digest.hexdigest()
+
+
 def _install(session: nox.Session, matrix: Matrix, cell: Cell) -> None:
-    session.install(*matrix.index_args(), f"torch=={cell.torch}", f"numpy=={cell.numpy}")
+    """Install the cell, or nothing when its venv's stamp says it is up to date."""
     packages = [*_split(matrix.packages), *plugin_requirement(matrix)]
+    key = install_key(matrix, cell, packages)
+    stamp = Path(session.virtualenv.location or "") / INSTALL_STAMP
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == key:
+        session.log(f"installs up to date ({stamp} matches torch, numpy and [install] packages)")
+        return
+    stamp.unlink(missing_ok=True)  # an install that fails half-way leaves no stamp
+    session.install(*matrix.index_args(), f"torch=={cell.torch}", f"numpy=={cell.numpy}")
     if packages:
         session.install(*matrix.index_args(), *packages)
+    # run_install: skipped, like the installs, under `--no-install` (no stamp then).
+    session.run_install(
+        "python", "-c", _FINISH_INSTALL, INSTALL_STAMP, key,
+        env={"PYTHONDONTWRITEBYTECODE": ""}, silent=True,
+    )  # fmt: skip
 
 
 _PIP_NAMES = {"pytest": "pytest", "pytest_ckptcompat": PLUGIN}

@@ -151,6 +151,34 @@ def test_a_cold_run_installs_the_plugin_and_reports_as_it_goes(project):
     assert [(t["outcome"], t["finding"]) for t in cell["tests"]] == [("failed", True)]
 
 
+def test_a_warm_cell_installs_nothing_until_what_it_installs_changes(project):
+    venv = project / ".nox" / TAG.replace(".", "-")
+    stamp = venv / ".ckptcompat-installed"
+    assert stamp.is_file()  # the cold run above finished its installs
+    # Bytecode for what every pytest process imports, written once (uv compiles none).
+    site = next(venv.glob("lib/python*/site-packages"))
+    assert any((site / "torch" / "__pycache__").glob("__init__.*.pyc"))
+    log = project / "matrix" / "cells" / "logs" / f"{TAG}.write.log"
+
+    proc = _nox(project, OLD_CODE="1")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "installs up to date" in log.read_text()
+    assert "uv pip install" not in log.read_text()
+
+    # The project's own build file changed (a new dependency, say): installed again.
+    pyproject = project / "pyproject.toml"
+    before = pyproject.read_text()
+    pyproject.write_text(before.replace("dependencies = []", 'dependencies = ["packaging"]'))
+    try:
+        proc = _nox(project, OLD_CODE="1")
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        assert "uv pip install" in log.read_text()
+        assert "installs up to date" not in log.read_text()
+        assert stamp.is_file()
+    finally:
+        pyproject.write_text(before)
+
+
 def test_a_crashed_write_phase_fails_the_run_and_marks_the_golden_stale(project):
     proc = _nox(project, "-s", "baseline")
     assert proc.returncode == 0, proc.stderr

@@ -11,10 +11,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .errors import CkptCompatError
 from .options import SAFE_GLOBALS_INI
+
+if TYPE_CHECKING:
+    from .scan.allowlist import Allowlist
+    from .scan.numpy_reader import ReaderNumpy
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 SNIPPET_FILE = "safe_globals.py"  # beside the matrix report: the allowlist every reader gets
@@ -56,6 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-project-config",
         action="store_true",
         help=f"ignore the {SAFE_GLOBALS_INI} ini key of the pytest configuration found here",
+    )
+    scan.add_argument(
+        "--torch",
+        metavar="SPEC",
+        help="predict for torch releases that need not be installed, from the rules table: a "
+        "version (2.6), a list (2.4,2.6), a range (>=2.4 or >=2.4,<2.9) or all; one release "
+        "prints the same report as a scan under it, several one line per file "
+        "(--json: ckptcompat.predict/1)",
+    )
+    scan.add_argument(
+        "--numpy",
+        metavar="VERSION",
+        help="the reader's numpy for the prediction (1.23-2.4, or none; default: the numpy "
+        "installed here)",
     )
     scan.add_argument(
         "--first-party",
@@ -158,39 +177,90 @@ def _project(args: argparse.Namespace) -> tuple[list[str], frozenset[str]]:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    names, first_party = _project(args)
-    try:
-        from .scan.rules import TorchRules
-
-        rules = TorchRules.from_installed()
-    except ImportError as exc:
-        raise CkptCompatError(
-            f"torch is not importable here ({exc}); scan judges files against the installed torch"
-        ) from None
-    from . import schemas
+    # No `import torch` (seconds) and no `import numpy`: the rules tables answer
+    # for the installed versions, read from their package metadata.
     from .scan.allowlist import Allowlist
+    from .scan.machine import TypeResolver
+    from .scan.predict import reader_numpy, select_torch
+
+    names, first_party = _project(args)
+    numpy = reader_numpy(args.numpy)
+    allowlist = Allowlist.for_reader(names, numpy)
+    if args.torch is not None:
+        selection = select_torch(args.torch)
+        if not selection.single:
+            return _scan_many(args, selection.versions, numpy, allowlist)
+        from .scan import torch_table
+
+        rules = torch_table.rules_for(selection.versions[0])
+    else:
+        from .scan.torch_reader import installed_rules
+
+        rules = installed_rules()
+    from . import schemas
     from .scan.scanner import scan_file
 
-    allowlist = Allowlist.build(names)
-    results = [scan_file(Path(p), rules, allowlist) for p in args.paths]
+    predicted = args.torch is not None or args.numpy is not None
+    types = TypeResolver(numpy)
+    results = [scan_file(Path(p), rules, allowlist, types=types) for p in args.paths]
     if args.json:
-        doc = {
+        doc: schemas.ScanDoc = {
             "schema": schemas.SCAN,
             "torch": rules.version,
-            "numpy": _numpy_version(),
+            "numpy": numpy.version,
             "files": [r.to_json() for r in results],
         }
+        if predicted:
+            doc["predicted"] = True
         print(json.dumps(doc, indent=2))
     else:
         from .scan.text import scan_text
 
-        print(scan_text(results, rules, first_party))
-    for result in results:
-        if result.error:
-            print(f"ckptcompat: error: {result.error}", file=sys.stderr)
-    if any(r.error for r in results):
+        reader = None
+        if predicted:
+            reader = f"torch {rules.version} (predicted, {_numpy_words(numpy.version)})"
+        print(scan_text(results, rules, first_party, reader=reader))
+    return _scan_exit([(r.error, r.loadable) for r in results])
+
+
+def _scan_exit(results: Sequence[tuple[str | None, bool]]) -> int:
+    """Print unreadable files on stderr; the exit code of `scan` for (error, loadable) pairs."""
+    for error, _ in results:
+        if error:
+            print(f"ckptcompat: error: {error}", file=sys.stderr)
+    if any(error for error, _ in results):
         return EXIT_USAGE
-    return EXIT_OK if all(r.loadable for r in results) else EXIT_FOUND
+    return EXIT_OK if all(loadable for _, loadable in results) else EXIT_FOUND
+
+
+def _scan_many(
+    args: argparse.Namespace,
+    versions: Sequence[str],
+    numpy: ReaderNumpy,
+    allowlist: Allowlist,
+) -> int:
+    from . import schemas
+    from .scan.predict import predict_file
+
+    results = [predict_file(p, versions, numpy=numpy, allowlist=allowlist) for p in args.paths]
+    if args.json:
+        doc: schemas.PredictDoc = {
+            "schema": schemas.PREDICT,
+            "predicted": True,
+            "torch": list(versions),
+            "numpy": numpy.version,
+            "files": [r.to_json() for r in results],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        for result in results:
+            if not result.error:  # reported on stderr
+                print(result.summary())
+    return _scan_exit([(r.error, r.loadable_everywhere) for r in results])
+
+
+def _numpy_words(version: str | None) -> str:
+    return f"numpy {version}" if version else "no numpy"
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -289,11 +359,3 @@ def _gate(args: argparse.Namespace) -> int:
         print(f"{args.matrix} against {args.baseline}")
     print(result.text())
     return EXIT_OK if result.passed else EXIT_FOUND
-
-
-def _numpy_version() -> str | None:
-    try:
-        import numpy
-    except ImportError:
-        return None
-    return str(numpy.__version__)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Final, TypedDict
 
 SCAN: Final = "ckptcompat.scan/1"
+PREDICT: Final = "ckptcompat.predict/1"
 REPORT: Final = "ckptcompat.report/1"
 MATRIX: Final = "ckptcompat.matrix/1"
 BASELINE: Final = "ckptcompat.baseline/1"
@@ -68,13 +69,50 @@ class ScanFile(TypedDict):
     notes: list[str]  # facts about how torch loads the file that do not stop it
 
 
-class ScanDoc(TypedDict):
-    """`ckptcompat.scan/1`."""
-
+class _ScanDocRequired(TypedDict):
     schema: str
     torch: str
     numpy: str | None
     files: list[ScanFile]
+
+
+class ScanDoc(_ScanDocRequired, total=False):
+    """`ckptcompat.scan/1`."""
+
+    predicted: bool  # `scan --torch X`: judged by the rules table, X is not installed here
+
+
+# --- ckptcompat.predict/1 (`scan --torch` with several releases) -------------------------
+
+
+class PredictedVerdict(TypedDict):
+    """What one torch release does with one file (`files[].by_torch[version]`)."""
+
+    loadable: bool
+    outcome: str  # ok, blocked, missing or error (vocab.Outcome; never mismatch)
+    blocked: list[str]  # names as torch looks them up, in pickle order
+    missing: list[str]  # names that exist in neither spelling under the reader's numpy
+    obstacles: list[ScanObstacle]  # what no allowlist fixes
+    dangerous: bool
+
+
+class PredictFile(TypedDict):
+    """One file judged by several torch releases (`files[]`)."""
+
+    path: str
+    format: str | None
+    error: str | None
+    by_torch: dict[str, PredictedVerdict]  # release -> verdict, oldest first
+
+
+class PredictDoc(TypedDict):
+    """`ckptcompat.predict/1`: `ckptcompat scan --torch SPEC --json` for several releases."""
+
+    schema: str
+    predicted: bool  # always true
+    torch: list[str]  # the releases SPEC selected, oldest first
+    numpy: str | None
+    files: list[PredictFile]
 
 
 # --- ckptcompat.report/1 -------------------------------------------------------------

@@ -176,12 +176,18 @@ def analyze_fast(
     supported: frozenset[int],
     types: TypeResolver | None = None,
     force: bool = False,
+    track: frozenset[int] = frozenset(),
 ) -> PickleFacts | None:
     """The facts of a large pickle by the fast path, or None when it does not apply.
 
     Only opcodes in `supported` (the reader torch's) are consumed, so a
     None also covers "uses an opcode this torch lacks". `force` skips the
     size threshold (for the tests that compare both paths).
+
+    `track`: opcodes of `supported` that some reader lacks (when one walk
+    serves several torches, `supported` is what any of them reads). Each is
+    recorded in `facts.opcodes` at its first offset, as the exact machine
+    records it, so that `judge` refuses the pickle for the torches without it.
     """
     n = len(data)
     if not force and n - start < FAST_MIN_BYTES:
@@ -192,14 +198,19 @@ def analyze_fast(
     if data[pos] == 0x80:  # PROTO
         facts.protocol = data[pos + 1]
         pos += 2
-    run = _token_run(supported).match
+    unseen = track & supported  # consumed by the run only once recorded
+    run = _token_run(supported - unseen).match
     globals_ = facts.globals
     while True:
         pos = run(data, pos).end()  # type: ignore[union-attr]  # a possessive * always matches
         if pos >= n:
             return None
         op = data[pos]
-        if op == 0x63:  # GLOBAL
+        if op in unseen:
+            facts.opcodes[op] = pos
+            unseen = unseen - {op}
+            run = _token_run(supported - unseen).match
+        elif op == 0x63:  # GLOBAL
             end1 = data.find(b"\n", pos + 1)
             end2 = data.find(b"\n", end1 + 1) if end1 > 0 else -1
             if end2 < 0:

@@ -1,22 +1,42 @@
 """Scan verdict versus the real `torch.load(weights_only=True)`, in any environment.
 
     python tests/agreement.py FILE...      # prints one JSON object: file -> result
+    python tests/agreement.py --oracle --predict 2.5.1 --numpy 1.25.2 FILE...
+    python tests/agreement.py --write-corpus DIR   # saves the corpus here, prints the paths
 
 Run by the tests with this environment's python and with the old one
 (`old_python`: torch 2.5.1, numpy 1.25.2), so a corpus is checked against
 every torch the tests install. Each result holds what torch did (`loads`,
 and the error's first line) and what the scan says (`loadable`, `main`: the
 member it judged, `problems`). Only benign test files are ever given to it.
+
+`--oracle` adds `truth`: every blocking name torch reports when each is
+allowlisted in turn (`ckpt_corpus.torch_truth`), and `truth_allowed`: whether
+the file then loads with exactly those names allowlisted. `--predict TORCH
+--numpy NUMPY` adds `predicted`: what this environment's scanner predicts for
+that other torch and numpy (from the rules tables), including, under
+`predicted_allowed`, with the names of `--allow-from` (a JSON file of a
+previous run's results) allowlisted. `--write-corpus DIR` saves the corpus of
+`ckpt_corpus` here (protocols 2 and 4), so another environment can judge what
+this one writes.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import warnings
+from pathlib import Path
 
 
-def main(paths: list[str]) -> dict[str, dict[str, object]]:
+def main(
+    paths: list[str],
+    *,
+    oracle: bool = False,
+    predict: str | None = None,
+    numpy: str | None = None,
+    allow_from: dict[str, list[str]] | None = None,
+) -> dict[str, dict[str, object]]:
     import torch
 
     from pytest_ckptcompat.scan.container import open_checkpoint
@@ -48,9 +68,81 @@ def main(paths: list[str]) -> dict[str, dict[str, object]]:
             result["main_bytes"] = bytes(main.data).hex() if main else None
         except Exception as exc:  # reported through scan_error too
             result["main"] = f"<{exc}>"
+        if oracle:
+            from ckpt_corpus import torch_truth
+
+            truth = torch_truth(path)
+            result["truth"] = {
+                "loadable": truth.loadable,
+                "blocked": truth.blocked,
+                "error": truth.error,
+            }
+            if truth.blocked and truth.error is None:
+                result["truth_allowed"] = torch_truth(path, truth.blocked).loadable
+        if predict:
+            result["predicted"] = _predicted(path, predict, numpy, [])
+            needed = (allow_from or {}).get(path)
+            if needed:
+                result["predicted_allowed"] = _predicted(path, predict, numpy, needed)
         out[path] = result
     return out
 
 
+def _predicted(path: str, torch: str, numpy: str | None, allow: list[str]) -> dict[str, object]:
+    """The scanner's prediction for another torch (and numpy), from the rules tables."""
+    from pytest_ckptcompat.scan.predict import predict_file, reader_numpy
+
+    prediction = predict_file(path, [torch], numpy=reader_numpy(numpy), allowlist=allow)
+    scan = prediction.scans[torch]
+    verdict = prediction.verdict(torch)
+    return {
+        "torch": torch,
+        "numpy": prediction.numpy,
+        "loadable": scan.loadable,
+        "error": scan.error,
+        "blocked": verdict["blocked"],
+        "missing": verdict["missing"],
+        "obstacles": [o["message"] for o in verdict["obstacles"]],
+    }
+
+
+def write_corpus(folder: str) -> list[str]:
+    """Save every corpus case with protocols 2 and 4 under `folder`; the paths written."""
+    from ckpt_corpus import CASES, save_case
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    written = []
+    for case in CASES:
+        obj = case.make()
+        for protocol in (2, 4):
+            path = root / f"{case.id}-p{protocol}.pt"
+            save_case(obj, path, protocol)
+            written.append(str(path))
+    return written
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1:])))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("paths", nargs="*")
+    parser.add_argument("--oracle", action="store_true")
+    parser.add_argument("--predict")
+    parser.add_argument("--numpy")
+    parser.add_argument("--allow-from")
+    parser.add_argument("--write-corpus")
+    args = parser.parse_args()
+    if args.write_corpus:
+        print(json.dumps(write_corpus(args.write_corpus)))
+    else:
+        allow = json.loads(Path(args.allow_from).read_text()) if args.allow_from else None
+        print(
+            json.dumps(
+                main(
+                    args.paths,
+                    oracle=args.oracle,
+                    predict=args.predict,
+                    numpy=args.numpy,
+                    allow_from=allow,
+                )
+            )
+        )

@@ -23,10 +23,12 @@ pickle's STOP are found by `scan`, which walks the pickles.)
 from __future__ import annotations
 
 import ast
+import functools
 import mmap
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -207,6 +209,13 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
 
 
 def _zip_format(archive: ZipArchive, layout: ZipLayout) -> Format:
+    if (every := archive.names()) is not None:
+        # One pass over every name at once (100,000 members take milliseconds).
+        lower = every.lower
+        if b"\nconstants.pkl\n" in lower or every.ending_with((b"/constants.pkl",), lower=True):
+            return "torchscript"
+        if layout.main is not None:
+            return "torch-zip"
     names = [e.raw.lower() for e in archive.entries if not e.is_dir]
     if any(n.rsplit(b"/", 1)[-1] == b"constants.pkl" for n in names):
         return "torchscript"
@@ -244,7 +253,11 @@ def zip_layout(archive: ZipArchive) -> ZipLayout:
         )  # fmt: skip
     prefix = first.split(b"/", 1)[0]
     problems = []
-    outside = [e for e in archive.entries if not e.raw.startswith(prefix + b"/")]
+    every = archive.names()
+    if every is not None and every.all_start_with(prefix + b"/"):
+        outside = []
+    else:
+        outside = [e for e in archive.entries if not e.raw.startswith(prefix + b"/")]
     if outside:
         names = ", ".join(_text(e.raw) for e in outside[:3]) + (", ..." if len(outside) > 3 else "")
         problems.append(
@@ -298,6 +311,20 @@ _TORCH_RECORD = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=8)
+def _record_line(prefix: bytes) -> re.Pattern[bytes]:
+    """`_TORCH_RECORD` for names searched one a line (never across a newline).
+
+    The archive's own folder `prefix` is tried first as a literal, and nothing
+    backtracks: twice as fast on 100,000 names, and the same names match.
+    """
+    literal = re.escape(prefix) + b"|" if prefix else b""
+    return re.compile(
+        b"(?:" + literal + rb"[^/\n]++)/(?:data/\d++|version|byteorder|"
+        rb"\.format_version|\.storage_alignment|\.data/version|\.data/serialization_id)"
+    )
+
+
 def _zip_pickles(
     archive: ZipArchive, outer: str, depth: int, layout: ZipLayout | None, errors: list[str]
 ) -> list[PickleBlob]:
@@ -308,7 +335,14 @@ def _zip_pickles(
     """
     main = layout.main if layout else None
     pickles = []
-    for entry in archive.entries:
+    names = archive.names()
+    entries: Iterable[ZipEntry] = archive.entries
+    if names is not None:
+        # Only the members that are not torch's own records can be pickles: the
+        # records are skipped in one pass over every name (as the test below skips them).
+        prefix = layout.prefix if layout else b""
+        entries = [archive.entries[i] for i in names.not_matching(_record_line(prefix))]
+    for entry in entries:
         if entry.is_dir:
             continue
         low = entry.raw.lower()  # bytes: ASCII only, and fast; `_is_pickle_name` does the rest

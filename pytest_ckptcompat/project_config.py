@@ -8,20 +8,21 @@ pytest section; the CLI finds the same file so `ckptcompat scan` and
 
 from __future__ import annotations
 
-import configparser
 import sys
 from pathlib import Path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - 3.10
-    import tomli as tomllib
 
 from .errors import CkptCompatError
 
 
 def _read(path: Path) -> dict[str, object] | None:
     """The pytest section of one candidate file, or None when it has none."""
+    # Imported here: `ckptcompat scan` starts in milliseconds, and often finds no file.
+    import configparser
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - 3.10
+        import tomli as tomllib
     try:
         if path.name == "pyproject.toml":
             tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})

@@ -22,7 +22,6 @@ pickle's STOP are found by `scan`, which walks the pickles.)
 
 from __future__ import annotations
 
-import ast
 import functools
 import mmap
 import os
@@ -411,6 +410,8 @@ def _npy_pickle_start(data: Buffer, start: int = 0) -> int | None:
         return None
     text = bytes(data[at + width : at + width + size]).decode("latin-1")
     try:
+        import ast  # here: only object arrays need it
+
         header = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None

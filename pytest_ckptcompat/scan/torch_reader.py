@@ -13,7 +13,6 @@ the same place is read again.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -84,6 +83,8 @@ def _cache_key(found: Installed) -> dict[str, object]:
 def cache_path(found: Installed) -> Path:
     """The cache file of one installed torch build (version, folder and unpickler stamp)."""
     key = json.dumps(_cache_key(found), sort_keys=True).encode()
+    import hashlib  # here: a scan of a known torch never needs it
+
     digest = hashlib.sha256(key).hexdigest()[:16]
     safe = re.sub(r"[^\w.+-]", "_", found.version)
     return rules_cache_dir() / f"torch-{safe}-{digest}.json"

@@ -458,6 +458,7 @@ class _Runs:
         self.cd = cd
         self.runs = runs  # (offset in cd, name length, entries)
         self.starts = list(itertools.accumulate((r[2] for r in runs), initial=0))
+        self._columns: dict[int, bytes] = {}
 
     @classmethod
     def find(cls, cd: bytes, total: int) -> _Runs | None:
@@ -515,10 +516,13 @@ class _Runs:
 
     def column(self, offset: int) -> bytes:
         """Byte `offset` of every entry's header, in order."""
-        return b"".join(
-            self.cd[at + offset : at + (_HEADER + n) * count : _HEADER + n]
-            for at, n, count in self.runs
-        )
+        found = self._columns.get(offset)
+        if found is None:
+            found = self._columns[offset] = b"".join(
+                self.cd[at + offset : at + (_HEADER + n) * count : _HEADER + n]
+                for at, n, count in self.runs
+            )
+        return found
 
     def text(self) -> bytes:
         """Every name framed by newlines (`_Names.text`)."""

@@ -13,12 +13,13 @@ member it judged, `problems`). Only benign test files are ever given to it.
 `--oracle` adds `truth`: every blocking name torch reports when each is
 allowlisted in turn (`ckpt_corpus.torch_truth`), and `truth_allowed`: whether
 the file then loads with exactly those names allowlisted. `--predict TORCH
---numpy NUMPY` adds `predicted`: what this environment's scanner predicts for
-that other torch and numpy (from the rules tables), including, under
-`predicted_allowed`, with the names of `--allow-from` (a JSON file of a
-previous run's results) allowlisted. `--write-corpus DIR` saves the corpus of
-`ckpt_corpus` here (protocols 2 and 4), so another environment can judge what
-this one writes.
+--numpy NUMPY` (repeatable, in pairs) adds `predicted["TORCH+NUMPY"]`: what
+this environment's scanner predicts for that other torch and numpy (from the
+rules tables), including, under `predicted_allowed`, with the names of
+`--allow-from` (a JSON file: path -> names) allowlisted. `--write-corpus DIR`
+saves the corpus of `ckpt_corpus` here (protocols 2 and 4), so another
+environment can judge what this one writes. `disagreements` compares one
+environment's predictions with another's measurements.
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ def main(
     paths: list[str],
     *,
     oracle: bool = False,
-    predict: str | None = None,
-    numpy: str | None = None,
+    predict: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
     allow_from: dict[str, list[str]] | None = None,
 ) -> dict[str, dict[str, object]]:
     import torch
@@ -80,10 +80,16 @@ def main(
             if truth.blocked and truth.error is None:
                 result["truth_allowed"] = torch_truth(path, truth.blocked).loadable
         if predict:
-            result["predicted"] = _predicted(path, predict, numpy, [])
+            result["predicted"] = {}
+            result["predicted_allowed"] = {}
             needed = (allow_from or {}).get(path)
-            if needed:
-                result["predicted_allowed"] = _predicted(path, predict, numpy, needed)
+            for torch_version, numpy_version in predict:
+                key = f"{torch_version}+{numpy_version}"
+                result["predicted"][key] = _predicted(path, torch_version, numpy_version, [])  # type: ignore[index]
+                if needed:
+                    result["predicted_allowed"][key] = _predicted(  # type: ignore[index]
+                        path, torch_version, numpy_version, needed
+                    )
         out[path] = result
     return out
 
@@ -106,6 +112,62 @@ def _predicted(path: str, torch: str, numpy: str | None, allow: list[str]) -> di
     }
 
 
+def _py3(name: str) -> str:
+    return name.replace("__builtin__.", "builtins.", 1)
+
+
+def disagreements(
+    predicted_by: dict[str, dict[str, object]], measured: dict[str, dict[str, object]], key: str
+) -> list[str]:
+    """Where one environment's predictions (`key`: `TORCH+NUMPY`) differ from another's truth.
+
+    For every file: the verdict must equal whether torch loaded it; where the
+    oracle ran, the blocking names (blocked or missing) must be the ones torch
+    named (a subset, with an obstacle or a missing name, when torch then
+    failed for another reason); and with those names allowlisted, the verdict
+    must again equal torch's.
+    """
+    wrong = []
+    for path, mine in predicted_by.items():
+        real = measured[path]
+        pred = mine["predicted"][key]  # type: ignore[index]
+        name = "/".join(Path(path).parts[-2:])
+        if pred["loadable"] != real["loads"]:
+            wrong.append(
+                f"{name}: predicted loadable={pred['loadable']} ({pred['blocked']}, "
+                f"{pred['missing']}, {pred['obstacles']}); torch {real['torch']}: "
+                f"{real['error'] or 'loads'}"
+            )
+            continue
+        truth = real.get("truth")
+        if not isinstance(truth, dict):
+            continue
+        names = {_py3(n) for n in [*pred["blocked"], *pred["missing"]]}
+        found = {_py3(n) for n in truth["blocked"]}
+        # The oracle allowlists a name by its object; torch 2.4 keys an object by its
+        # own module, so a numpy-1 spelling under numpy 2 stays refused (the printed
+        # snippet's alias fixes that; the oracle has none): it stops on that name.
+        refused_again = truth["error"] is not None and any(
+            n in truth["error"] for n in truth["blocked"]
+        )
+        if truth["error"] is None and names != found:
+            wrong.append(f"{name}: predicted {sorted(names)}, torch needed {sorted(found)}")
+        elif truth["error"] is not None and not (
+            found <= names and (pred["obstacles"] or pred["missing"] or refused_again)
+        ):
+            wrong.append(
+                f"{name}: predicted {sorted(names)} {pred['obstacles']}, torch needed "
+                f"{sorted(found)} then failed: {truth['error']}"
+            )
+        allowed = (mine.get("predicted_allowed") or {}).get(key)  # type: ignore[attr-defined]
+        if "truth_allowed" in real and allowed and allowed["loadable"] != real["truth_allowed"]:
+            wrong.append(
+                f"{name}: with {truth['blocked']} allowlisted, predicted "
+                f"loadable={allowed['loadable']}, torch: {real['truth_allowed']}"
+            )
+    return wrong
+
+
 def write_corpus(folder: str) -> list[str]:
     """Save every corpus case with protocols 2 and 4 under `folder`; the paths written."""
     from ckpt_corpus import CASES, save_case
@@ -126,8 +188,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("paths", nargs="*")
     parser.add_argument("--oracle", action="store_true")
-    parser.add_argument("--predict")
-    parser.add_argument("--numpy")
+    parser.add_argument("--predict", action="append", default=[])
+    parser.add_argument("--numpy", action="append", default=[])
     parser.add_argument("--allow-from")
     parser.add_argument("--write-corpus")
     args = parser.parse_args()
@@ -140,8 +202,7 @@ if __name__ == "__main__":
                 main(
                     args.paths,
                     oracle=args.oracle,
-                    predict=args.predict,
-                    numpy=args.numpy,
+                    predict=list(zip(args.predict, args.numpy, strict=True)),
                     allow_from=allow,
                 )
             )

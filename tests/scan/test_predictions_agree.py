@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from agreement import disagreements
 from test_ziparchive import _duplicates, _layouts
 
 AGREEMENT = Path(__file__).parents[1] / "agreement.py"
@@ -34,54 +35,6 @@ def _run(python: Path | str, *args: str) -> dict[str, dict[str, object]]:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result: dict[str, dict[str, object]] = json.loads(proc.stdout)
     return result
-
-
-def _py3(name: str) -> str:
-    return name.replace("__builtin__.", "builtins.", 1)
-
-
-def disagreements(
-    predicted_by: dict[str, dict[str, object]], measured: dict[str, dict[str, object]]
-) -> list[str]:
-    """Where the predictions made in one environment differ from the other's measurements."""
-    wrong = []
-    for path, mine in predicted_by.items():
-        real = measured[path]
-        pred = mine["predicted"]
-        assert isinstance(pred, dict)
-        name = Path(path).name
-        if pred["loadable"] != real["loads"]:
-            wrong.append(
-                f"{name}: predicted loadable={pred['loadable']} ({pred['blocked']}, "
-                f"{pred['missing']}, {pred['obstacles']}); torch {real['torch']}: "
-                f"{real['error'] or 'loads'}"
-            )
-            continue
-        truth = real.get("truth")
-        if not isinstance(truth, dict):
-            continue
-        names = {_py3(n) for n in [*pred["blocked"], *pred["missing"]]}
-        found = {_py3(n) for n in truth["blocked"]}
-        if truth["error"] is None and names != found:
-            wrong.append(f"{name}: predicted {sorted(names)}, torch needed {sorted(found)}")
-        elif truth["error"] is not None and not (
-            found <= names and (pred["obstacles"] or pred["missing"])
-        ):
-            wrong.append(
-                f"{name}: predicted {sorted(names)} {pred['obstacles']}, torch needed "
-                f"{sorted(found)} then failed: {truth['error']}"
-            )
-        allowed = mine.get("predicted_allowed")
-        if (
-            "truth_allowed" in real
-            and isinstance(allowed, dict)
-            and allowed["loadable"] != real["truth_allowed"]
-        ):
-            wrong.append(
-                f"{name}: with {truth['blocked']} allowlisted, predicted "
-                f"loadable={allowed['loadable']}, torch: {real['truth_allowed']}"
-            )
-    return wrong
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +69,7 @@ def files(tmp_path_factory, old_python) -> list[str]:
 def test_predictions_agree_both_ways(files, old_python, tmp_path):
     # Each environment measures every file and predicts the other.
     old = _run(old_python, "--oracle", "--predict", HERE[0], "--numpy", HERE[1], *files)
-    needed_old = {p: r["truth"]["blocked"] for p, r in old.items() if r.get("truth_allowed")}
+    needed_old = {p: r["truth"]["blocked"] for p, r in old.items() if "truth_allowed" in r}
     (tmp_path / "old.json").write_text(json.dumps(needed_old))
     here = _run(
         sys.executable,
@@ -129,7 +82,7 @@ def test_predictions_agree_both_ways(files, old_python, tmp_path):
         str(tmp_path / "old.json"),
         *files,
     )
-    needed_here = {p: r["truth"]["blocked"] for p, r in here.items() if r.get("truth_allowed")}
+    needed_here = {p: r["truth"]["blocked"] for p, r in here.items() if "truth_allowed" in r}
     (tmp_path / "here.json").write_text(json.dumps(needed_here))
     old_allowed = _run(
         old_python,
@@ -144,8 +97,8 @@ def test_predictions_agree_both_ways(files, old_python, tmp_path):
     for path, result in old_allowed.items():
         old[path]["predicted_allowed"] = result["predicted_allowed"]
 
-    wrong = [f"2.13 predicting {OLD}: {w}" for w in disagreements(here, old)]
-    wrong += [f"2.5.1 predicting {HERE}: {w}" for w in disagreements(old, here)]
+    wrong = [f"2.13 predicting {OLD}: {w}" for w in disagreements(here, old, "+".join(OLD))]
+    wrong += [f"2.5.1 predicting {HERE}: {w}" for w in disagreements(old, here, "+".join(HERE))]
     assert not wrong, "\n".join(wrong)
 
     # The two torches really differ on the corpus: what loads, or what blocks it.

@@ -110,14 +110,15 @@ def _counted(opcodes: bytes, width: int) -> bytes:
 
 
 @lru_cache(maxsize=4)
-def _token_run(supported: frozenset[int]) -> re.Pattern[bytes]:
+def _token_run(supported: frozenset[int], records: bool = True) -> re.Pattern[bytes]:
     """A possessive run of the opcodes `supported` that need no Python (all but GLOBAL/NEWOBJ).
 
     Every alternative is one opcode with its argument, or a fixed sequence
     of them, all in `supported`: an opcode's first byte fixes its length, so
     the run ends at the same byte whichever alternatives consumed it; the
     sequences only make fewer loop iterations, which is what `re` pays for
-    (about 20 ns an iteration, a few more per alternative tried).
+    (about 20 ns an iteration, a few more per alternative tried). `records`
+    False leaves the two whole-record sequences out (tests compare both).
     """
 
     def ops(chars: bytes) -> bytes:
@@ -133,7 +134,7 @@ def _token_run(supported: frozenset[int]) -> re.Pattern[bytes]:
     # take a third off a pickle of tensors and numpy scalars (benchmarks/).
     # torch.save's record of a tensor: `_rebuild_tensor_v2`'s arguments, the
     # storage's persistent id among them, once its globals and strings are memoized.
-    if ops(_TENSOR_RECORD_OPS) == _TENSOR_RECORD_OPS:
+    if records and ops(_TENSOR_RECORD_OPS) == _TENSOR_RECORD_OPS:
         get, put, num = rb"(?:h.|j....)", rb"(?:r....|q.)", rb"(?:K.|M..|J....)"
         shape = (
             b"(?:" + num + rb"\x85" + put + b"|" + num + num + rb"\x86" + put + rb"|\)|"

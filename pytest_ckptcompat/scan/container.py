@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from ..errors import PickleFormatError, UnreadableCheckpointError
+from . import releases
 from .machine import PickleFacts, analyze
+from .releases import Release
 from .ziparchive import LOCAL_SIG, TORCH_METHODS, Buffer, ZipArchive, ZipEntry, ZipError
 
 Format = Literal["torch-zip", "torchscript", "torch-legacy", "pickle", "zip", "npz", "npy"]
@@ -66,6 +68,8 @@ class Checkpoint:
     format: Format
     pickles: list[PickleBlob] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # why torch would refuse the container
+    # Problems only some torch releases have: problem -> the first release that has it.
+    since: dict[str, Release] = field(default_factory=dict)
     # Parts that could not be read. Fatal unless something read elsewhere in
     # the file can run code: a danger is reported whatever else is wrong.
     errors: list[str] = field(default_factory=list)
@@ -197,6 +201,8 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
         raise UnreadableCheckpointError(shown, f"{kind} without any pickle, not a torch checkpoint")
     if ckpt.format in ("torch-zip", "torchscript"):
         ckpt.problems += layout.problems
+        if ckpt.format == "torch-zip" and layout.main is not None:
+            _check_byteorder(archive, layout, ckpt)
     elif ckpt.format == "npz":
         ckpt.problems.append(_NPY_NOTE)
     else:
@@ -205,6 +211,26 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
             "refuses it; its pickles are scanned for what they would run"
         )
     return ckpt
+
+
+def _check_byteorder(archive: ZipArchive, layout: ZipLayout, ckpt: Checkpoint) -> None:
+    """The `byteorder` record: torch >= 2.1 reads it first, refuses all but little or big."""
+    entry = archive.locate(layout.prefix + b"/byteorder")
+    if entry is None:
+        return
+    try:
+        content: bytes | None = archive.read(entry, limit=1 << 20)
+    except ZipError:
+        content = None
+    if content in (b"little", b"big"):
+        return
+    shown = "unreadable" if content is None else f"holds {content[:20]!r}"
+    problem = (
+        f"{entry.name} {shown}, neither little nor big: torch >= 2.1 refuses the archive "
+        "(Unknown endianness type)"
+    )
+    ckpt.problems.append(problem)
+    ckpt.since[problem] = releases.BYTEORDER_CHECKED
 
 
 def _zip_format(archive: ZipArchive, layout: ZipLayout) -> Format:

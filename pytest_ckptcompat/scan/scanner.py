@@ -224,7 +224,11 @@ def _judge(
             return walk(blob, rules, types)
 
     requirements: dict[str, Requirement] = {}
-    obstacles: list[Obstacle] = [Obstacle("format", p) for p in ckpt.problems]
+    obstacles: list[Obstacle] = [
+        Obstacle("format", p)
+        for p in ckpt.problems
+        if rules.release >= ckpt.since.get(p, (0, 0))  # a problem of later torches only
+    ]
     notes: list[str] = []
     torchscript = ckpt.format == "torchscript"
     if torchscript:

@@ -187,7 +187,12 @@ class ZipArchive:
         if _FULL32 in (compressed, usize, offset):
             usize, compressed, offset = _zip64_values(extra, usize, compressed, offset, index)
             entry = entry._replace(size=usize, compressed=compressed, offset=offset)
-        elif (entry.method == STORED and usize != compressed) or (usize and not compressed):
+        elif (entry.method == STORED and not f[7] and usize != compressed) or (
+            usize and not compressed
+        ):
+            # miniz reads the method as 32 bits, the modification time with it: a
+            # stored member's two sizes are compared only when its time is 0 too
+            # (measured on torch 1.13.1, 2.0.1, 2.1, 2.5.1 and 2.13).
             self.refuse(f"member {_show(raw)}: its sizes disagree ({compressed} vs {usize})")
         if f[15] == _FULL16 or f[15] not in (0, 1):
             raise ZipError("a multi-disk (spanned) zip archive")
@@ -311,7 +316,11 @@ class ZipArchive:
             )
         begin, finish = self.data_span(entry)
         if entry.method == STORED:
-            return bytes(self.data[begin:finish])
+            # miniz copies the uncompressed size (which a stored member's other
+            # size may contradict when the archive was still accepted).
+            if begin + entry.size > self.start + self.size:
+                raise ZipError(f"{entry.name}: lies past the end of the file (truncated?)")
+            return bytes(self.data[begin : begin + entry.size])
         try:
             # Bounded: never more than the declared size (plus one byte to notice a lie).
             out = _decompress(entry.method, self.data[begin:finish], entry.size + 1)

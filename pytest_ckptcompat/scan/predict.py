@@ -46,7 +46,7 @@ from .scanner import FileScan, scan_for
 
 #: `--numpy none`: a reader without numpy.
 NO_NUMPY: Final = "none"
-_OPERATOR: Final = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([0-9][0-9.]*(?:\.\*)?)\s*$")
+_OPERATOR: Final = re.compile(r"^\s*(~=|>=|<=|==|!=|>|<)\s*([0-9][0-9.]*(?:\.\*)?)\s*$")
 _VERSION: Final = re.compile(r"^\s*v?(\d+(?:\.\d+){0,2})(?:\+[\w.]+)?\s*$")
 
 
@@ -125,6 +125,12 @@ def _satisfies(version: str, op: str, bound: str) -> bool:
             raise TorchSpecError(f"{op}{bound}: a wildcard only goes with == or !=")
         return inside if op == "==" else not inside
     other = _key(bound)
+    if op == "~=":  # PEP 440's compatible release: ~=2.4 is >=2.4,==2.*
+        parts = bound.split(".")
+        if len(parts) < 2:
+            raise TorchSpecError(f"~={bound}: a compatible release needs two parts or more")
+        prefix = tuple(int(p) for p in parts[:-1])
+        return key >= other and key[: len(prefix)] == prefix
     return {
         ">=": key >= other,
         "<=": key <= other,
@@ -257,10 +263,11 @@ def _phrase(key: _Reason, where: str) -> str:
         return f"loads with weights_only on torch {where}"
     if not blocked and not missing:
         return f"refused on {where} ({', '.join(codes)})"
-    parts = [f"by {_names(blocked)}"] if blocked else []
-    if missing:
-        parts.append(f"missing {_names(missing)}")
-    text = f"blocked on {where} {' and '.join(parts)}"
+    if blocked:
+        text = f"blocked on {where} by {_names(blocked)}"
+        text += f" and missing {_names(missing)}" if missing else ""
+    else:
+        text = f"missing on {where}: {_names(missing)}"
     return text + (f", refused ({', '.join(codes)})" if codes else "")
 
 

@@ -58,6 +58,8 @@ def ckptcompat(*args, cwd=None):
         (">=2.4,<2.5", ("2.4.0", "2.4.1"), False),
         ("==2.9.*", ("2.9.0", "2.9.1"), False),
         ("<2.0", ("1.13.0", "1.13.1"), False),
+        ("~=2.14.0", ("2.14.0", "2.14.1"), False),
+        ("~=2.14", ("2.14.0", "2.14.1", "2.15.0"), False),
     ],
 )
 def test_spec_selects_releases(spec, versions, single):
@@ -78,9 +80,9 @@ def test_unknown_release_names_the_known_ones(spec):
         select_torch(spec)
 
 
-@pytest.mark.parametrize("spec", ["", "2.4,", "latest", ">=2.4,2.6", ">=3.0", "~=2.4", ">2.4.*"])
+@pytest.mark.parametrize("spec", ["", "2.4,", "latest", ">=2.4,2.6", ">=3.0", "~=2", ">2.4.*"])
 def test_bad_spec_is_one_clear_error(spec):
-    with pytest.raises(TorchSpecError, match=r"--torch|wildcard"):
+    with pytest.raises(TorchSpecError, match=r"--torch|wildcard|compatible"):
         select_torch(spec)
 
 

@@ -131,7 +131,9 @@ class Allowlist:
         return cls(entries, frozenset(keys), frozenset(types), missing)
 
     @classmethod
-    def for_reader(cls, names: Iterable[str], numpy: ReaderNumpy) -> Allowlist:
+    def for_reader(
+        cls, names: Iterable[str], numpy: ReaderNumpy, *, imports: bool = True
+    ) -> Allowlist:
         """The keys, types and missing entries of `names` for a scan (no objects to register).
 
         What `build` would compute in the reader, without importing torch or
@@ -139,7 +141,8 @@ class Allowlist:
         the reader's numpy (installed here or not), a `torch.*` name is taken
         as spelled (the reader's torch may not be the one installed here), and
         any other name (the project's own classes, the standard library) is
-        imported here, as `build` does.
+        imported here, as `build` does; with `imports=False` (a report job
+        without the project installed), taken as spelled too.
         """
         keys: set[str] = set()
         types: set[str] = set()
@@ -152,7 +155,7 @@ class Allowlist:
                 if exists is False:
                     missing[name] = f"{name} names nothing under numpy {numpy.version or '(none)'}"
                     continue
-            if exists is None and not name.startswith("torch."):
+            if exists is None and imports and not name.startswith("torch."):
                 try:
                     obj = resolve(name)
                 except SafeGlobalError as exc:

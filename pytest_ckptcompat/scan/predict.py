@@ -19,8 +19,17 @@ imports torch or numpy.
   line for people ("loads with weights_only on torch 2.6-2.15; blocked on
   1.13-2.5 by builtins.set").
 
-The version matrix can show predicted columns with `predict_file(golden,
-releases, numpy=...)` for the releases it did not install.
+The version matrix can show predicted columns for the releases it did not
+install, in a job without torch, numpy or the project::
+
+    numpy = reader_numpy("1.25.2")
+    allow = Allowlist.for_reader(ini_entries, numpy, imports=False)
+    prediction = predict_file(golden, ["2.6.0", "2.7.1"], numpy=numpy, allowlist=allow)
+    prediction.verdict("2.6.0")["outcome"], prediction.statuses("2.6.0")
+
+Where it did install a release, `verdict(...)["outcome"]` is what the cell's
+real load must have been (ok, or blocked/missing/error), so agreement can be
+shown, and a disagreement is a bug of ours.
 """
 
 from __future__ import annotations

@@ -300,3 +300,11 @@ def test_dangerous_file_is_said_for_every_release(tmp_path):
     assert proc.returncode == 1
     assert "os.system" in proc.stdout
     assert "DANGEROUS (can run code)" in proc.stdout
+
+
+def test_allowlist_without_imports_takes_names_as_spelled():
+    names = ["myproject.Config", "argparse.Namespace", "numpy._core.multiarray.scalar"]
+    allowlist = Allowlist.for_reader(names, reader_numpy("1.25.2"), imports=False)
+    assert allowlist.keys == frozenset(names)
+    assert not allowlist.missing
+    assert "myproject.Config" in allowlist.types

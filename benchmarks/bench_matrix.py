@@ -237,10 +237,10 @@ def pytest_commands(matrix: Matrix, cell: Cell, python: Path) -> list[list[str]]
         *matrix.tests,
         f"--ckpt-compat-dir={ROOT / matrix.goldens}",
     ]
-    report = ROOT / matrix.cell_reports / f"{cell.tag}.json"
+    folder = ROOT / matrix.cell_reports
     return [
-        [*base, "--ckpt-compat-update"],
-        [*base, "--ckpt-compat", f"--ckpt-compat-report={report}"],
+        [*base, "--ckpt-compat-update", f"--ckpt-compat-report={folder / cell.tag}.write.json"],
+        [*base, "--ckpt-compat", f"--ckpt-compat-report={folder / cell.tag}.json"],
     ]
 
 
@@ -406,12 +406,13 @@ def warm_cell(runner: Runner, matrix: Matrix, cell: Cell, repeat: int) -> dict[s
 CELL_MARKS = {
     "install_torch": re.compile(r"^nox > uv pip install .*torch=="),
     "install_packages": re.compile(r"^nox > uv pip install .*-e "),
-    "pytest_write": re.compile(r"^nox > pytest .*--ckpt-compat-update"),
-    "pytest_read": re.compile(r"^nox > pytest .*--ckpt-compat-report"),
+    "pytest_write": re.compile(r"^nox > (python -m )?pytest .*--ckpt-compat-update"),
+    "pytest_read": re.compile(r"^nox > (python -m )?pytest .*--ckpt-compat( |$)"),
 }
+# The matrix session prints a line as each phase starts (its cells' output goes to logs).
 MATRIX_MARKS = {
-    "write": re.compile(r"-m nox .* -- write\b"),
-    "read": re.compile(r"-m nox .* -- read\b"),
+    "write": re.compile(r"^write phase: \d+ cell"),
+    "read": re.compile(r"^read phase: \d+ cell"),
     "report": re.compile(r"-m pytest_ckptcompat report\b"),
 }
 

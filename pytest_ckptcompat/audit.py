@@ -23,9 +23,12 @@ import functools
 import io
 import os
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .scan import releases
 
 if TYPE_CHECKING:
     from .schemas import LoadSiteDoc
@@ -85,27 +88,51 @@ class Auditor:
     def _wrap(self, original: Any) -> Any:
         @functools.wraps(original)
         def load(f: Any, *args: Any, **kwargs: Any) -> Any:
-            site = None
+            caller = sys._getframe(1)
+            site, position = None, _position(f)
             try:
-                site = self._record(f, args, kwargs)
+                site = self._record(f, args, kwargs, caller)
             except Exception:  # the audit must never change what torch.load does
                 site = None
             try:
-                return original(f, *args, **kwargs)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    result = original(f, *args, **kwargs)
             except Exception as exc:
-                if site is not None and not site.error:
-                    site.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                _reissue(caught, caller)
+                if site is not None:
+                    self._failed(site, f, position, exc)
                 raise
+            _reissue(caught, caller)
+            return result
 
         load.__ckptcompat_audit__ = True  # type: ignore[attr-defined]
         return load
 
-    def _record(self, f: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LoadSite | None:
-        caller, project = self._call_site(sys._getframe(2))
+    def _failed(self, site: LoadSite, f: Any, position: int | None, exc: Exception) -> None:
+        """Record why a load failed, and for a weights_only load, what blocked it."""
+        from .outcomes import torch_says
+
+        site.error = site.error or torch_says(exc)
+        if site.loadable is None:
+            try:
+                if position is not None:
+                    f.seek(position)
+                self._judge(site, f)
+            except Exception:  # the real error is torch's, already re-raised to the caller
+                pass
+
+    def _record(
+        self, f: Any, args: tuple[Any, ...], kwargs: dict[str, Any], frame: Any
+    ) -> LoadSite | None:
+        if frame.f_globals.get("__name__", "").startswith("pytest_ckptcompat."):
+            return None  # the plugin's own loads (goldens) are not the project's load sites
+        caller, project = self._call_site(frame)
         if self._ignored(caller) or (project and self._ignored(project)):
             return None
+        explicit = "weights_only" in kwargs or len(args) > 3
         passed = kwargs.get("weights_only", args[3] if len(args) > 3 else None)
-        decided, effective, env = _decide(passed, kwargs.get("pickle_module"))
+        decided, effective, env = _decide(passed, explicit, kwargs.get("pickle_module"))
         key = f"{caller}|{project}|{decided}"
         site = self.sites.get(key)
         if site is None:
@@ -122,17 +149,16 @@ class Auditor:
         from .project_config import first_party_packages
         from .scan.fixes import advise
         from .scan.rules import TorchRules
-        from .scan.scanner import scan_file
+        from .scan.scanner import scan_bytes, scan_file
 
-        path, temporary = _bytes_source(f)
-        if path is None:
-            return
-        try:
-            rules = TorchRules.from_installed()
-            scan = scan_file(path, rules)
-        finally:
-            if temporary:
-                path.unlink(missing_ok=True)
+        rules = TorchRules.from_installed()
+        if isinstance(f, (str, os.PathLike)):
+            scan = scan_file(f, rules)
+        else:
+            data = _peek(f)
+            if data is None:
+                return
+            scan = scan_bytes(data, rules, shown=repr(f))
         if scan.verdict is None:
             return
         site.loadable = scan.loadable
@@ -181,7 +207,7 @@ class Auditor:
         )
 
 
-def _decide(passed: Any, pickle_module: Any) -> tuple[str, bool, dict[str, str]]:
+def _decide(passed: Any, explicit: bool, pickle_module: Any) -> tuple[str, bool, dict[str, str]]:
     """How weights_only was decided for one call, and what torch used."""
     import torch
 
@@ -190,10 +216,12 @@ def _decide(passed: Any, pickle_module: Any) -> tuple[str, bool, dict[str, str]]
         for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
         if k in os.environ
     }
-    major, minor = (int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
-    default = (major, minor) >= (2, 6) and pickle_module is None
+    release = releases.release_of(torch.__version__)
+    default = release >= releases.WEIGHTS_ONLY_DEFAULT and pickle_module is None
     if passed is None:
-        decided, effective = f"omitted (default {default} on torch {torch.__version__})", default
+        how = "None, passed explicitly:" if explicit else "omitted"
+        decided = f"{how} (default {default} on torch {torch.__version__})"
+        effective = default
         if env.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "").lower() in _TRUE:
             effective = False
     else:
@@ -203,27 +231,43 @@ def _decide(passed: Any, pickle_module: Any) -> tuple[str, bool, dict[str, str]]
     return decided, effective, env
 
 
-def _bytes_source(f: Any) -> tuple[Path | None, bool]:
-    """(a path holding the bytes `f` names, whether it is a temporary copy).
-
-    File objects are copied and put back at their position, so the real call
-    reads exactly what it would have read.
-    """
-    if isinstance(f, (str, os.PathLike)):
-        return Path(f), False
-    if not (hasattr(f, "read") and hasattr(f, "seek") and hasattr(f, "tell")):
-        return None, False
-    import tempfile
-
+def _position(f: Any) -> int | None:
+    """Where a file object stands before torch.load reads it (None: not one, or not seekable)."""
+    if isinstance(f, (str, os.PathLike)) or not hasattr(f, "tell"):
+        return None
     try:
-        position = f.tell()
+        return int(f.tell())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+def _peek(f: Any) -> bytes | None:
+    """The bytes a file object holds from where it stands, put back where it was."""
+    position = _position(f)
+    if position is None or not hasattr(f, "read"):
+        return None
+    try:
         data = f.read()
         f.seek(position)
-    except (OSError, io.UnsupportedOperation):
-        return None, False
-    if not isinstance(data, bytes):
-        return None, False
-    fd, name = tempfile.mkstemp(prefix="ckptcompat-audit-", suffix=".pt")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    return Path(name), True
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return data if isinstance(data, bytes) else None
+
+
+def _reissue(caught: list[warnings.WarningMessage], caller: Any) -> None:
+    """Issue torch.load's warnings again, attributed as torch attributed them.
+
+    torch warns with `stacklevel` counted from torch.load, which the wrapper
+    stands in for: a warning about the wrapper's line is re-issued for the
+    caller's line and module, so the project's own warning filters (by module,
+    or `-W error`) treat it exactly as without the audit.
+    """
+    here = __file__
+    for w in caught:
+        if w.filename == here:
+            module = caller.f_globals.get("__name__", "")
+            registry = caller.f_globals.setdefault("__warningregistry__", {})
+            filename, lineno = caller.f_code.co_filename, caller.f_lineno
+        else:
+            module, registry, filename, lineno = None, None, w.filename, w.lineno
+        warnings.warn_explicit(w.message, w.category, filename, lineno, module, registry)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import CkptCompatError
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from .scan.numpy_reader import ReaderNumpy
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
-SNIPPET_FILE = "safe_globals.py"  # beside the matrix report: the allowlist every reader gets
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,19 +37,36 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ckptcompat",
         description="Serialization compatibility of PyTorch checkpoints under "
         "torch.load(weights_only=True).",
+        epilog="Exit codes, for every command: 0 fine, 1 an incompatibility, difference or "
+        "regression was found, 2 bad usage or unreadable input.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # Not `required`: a bare `ckptcompat` prints this help (main), not an argparse error.
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     scan = sub.add_parser(
         "scan",
         help="which globals a checkpoint needs and whether it loads here (never executes it)",
         description="Statically scan checkpoints: every global they name, its status under the "
         "torch installed here (allowed / allowed-user / blocked / missing), whether it can run "
-        "code, and a loadable verdict. Nothing is unpickled. Exit 0 when every file is "
-        "loadable, 1 when one is not, 2 when one cannot be read.",
+        "code, and a loadable verdict. Nothing is unpickled. A .safetensors file holds no "
+        "pickle: its header is validated and it is reported as such. A directory is searched "
+        "recursively for checkpoint files; configuration files are skipped and counted. Exit 0 "
+        "when every file is loadable, 1 when one is not, 2 when one cannot be read.",
     )
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint files")
-    scan.add_argument("--json", action="store_true", help="print ckptcompat.scan/1 JSON")
+    scan.add_argument(
+        "paths", nargs="+", metavar="PATH", help="checkpoint files, or directories (recursive)"
+    )
+    scan.add_argument(
+        "--format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="text (default), json (ckptcompat.scan/1) or sarif (SARIF 2.1.0 for GitHub code "
+        "scanning: one result per blocked, missing or dangerous global, the file as location)",
+    )
+    scan.add_argument(
+        "--json", action="store_const", const="json", dest="format", help="same as --format json"
+    )
+    _include_option(scan)
     scan.add_argument(
         "--safe-global",
         action="append",
@@ -84,6 +101,61 @@ def build_parser() -> argparse.ArgumentParser:
         help="a top-level package whose classes advice may suggest allowlisting (default: the "
         "packages and modules beside the project's pytest configuration, and under src/)",
     )
+    show = sub.add_parser(
+        "show",
+        help="what a checkpoint holds: keys, tensors (dtype, shape, bytes), values; never runs it",
+        description="Show what checkpoints hold, statically: the tree of keys; each tensor's "
+        "dtype, shape, number of elements and bytes, and the storages tensors share; each other "
+        "value's type and, for constants, its value; totals per dtype. torch zip and legacy "
+        "files, plain pickles and .safetensors (whose header is validated as safetensors does). "
+        "Nothing is unpickled and no tensor byte is read; globals that can run code are marked. "
+        "Exit 0 when every file was shown, 2 when one cannot be read.",
+    )
+    show.add_argument(
+        "paths", nargs="+", metavar="PATH", help="checkpoint files, or directories (recursive)"
+    )
+    show.add_argument("--json", action="store_true", help="print ckptcompat.show/1 JSON")
+    show.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="show nesting up to N levels (default 32; 0 for no limit)",
+    )
+    _include_option(show)
+    diff = sub.add_parser(
+        "diff",
+        help="missing/unexpected keys, shapes, dtypes between two checkpoints; never runs them",
+        description="Compare two checkpoints' state dicts statically, in the words of "
+        "load_state_dict(strict=True) with B as the checkpoint and A as the model: missing and "
+        "unexpected keys, size mismatches, dtype changes and storage sharing, after a one-line "
+        "summary. Either side may be a torch file, a .safetensors file or a directory of shards. "
+        "Nothing is unpickled unless --values is given, and then only with "
+        "torch.load(weights_only=True) or safetensors. Exit 0 when they are the same, 1 when "
+        "they differ, 2 when one cannot be read.",
+    )
+    diff.add_argument("a", metavar="A", help="the reference (the model's side)")
+    diff.add_argument("b", metavar="B", help="the other (the checkpoint's side)")
+    diff.add_argument(
+        "--key",
+        metavar="KEY",
+        help="the state dict's key in both files (`state_dict`, `model.ema`; default: the root "
+        "when it is a state dict, else its `state_dict` entry, else every tensor by path)",
+    )
+    diff.add_argument(
+        "--strip-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="remove this prefix from keys that have it, on both sides (`module.`; repeatable)",
+    )
+    diff.add_argument(
+        "--values",
+        action="store_true",
+        help="also compare tensor values: loads both with torch.load(weights_only=True) or "
+        "safetensors",
+    )
+    diff.add_argument("--json", action="store_true", help="print ckptcompat.diff/1 JSON")
     lint = sub.add_parser(
         "lint",
         help="find torch.load calls that do not pass weights_only=True (static, never imports)",
@@ -95,28 +167,81 @@ def build_parser() -> argparse.ArgumentParser:
         "be read or parsed.",
     )
     lint.add_argument("paths", nargs="+", metavar="PATH", help="Python files or directories")
-    lint.add_argument("--json", action="store_true", help="print ckptcompat.lint/1 JSON")
+    lint.add_argument(
+        "--format",
+        choices=("text", "json", "github", "sarif"),
+        default="text",
+        help="text (default), json (ckptcompat.lint/1), github (workflow annotations) or sarif "
+        "(SARIF 2.1.0 for GitHub code scanning)",
+    )
+    lint.add_argument(
+        "--json", action="store_const", const="json", dest="format", help="same as --format json"
+    )
+    lint.add_argument(
+        "--config",
+        metavar="PYPROJECT",
+        help="read [tool.ckptcompat.lint] from this file (default: the nearest pyproject.toml "
+        "with that table, from the current directory up)",
+    )
+    lint.add_argument(
+        "--no-config", action="store_true", help="ignore [tool.ckptcompat.lint]: every code"
+    )
+    lint.add_argument(
+        "--select",
+        action="append",
+        metavar="CODES",
+        help="report only these codes or prefixes (comma-separated; replaces the file's select)",
+    )
+    lint.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="CODES",
+        help="do not report these codes or prefixes (comma-separated; added to the file's)",
+    )
+    lint.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when something is found (2 still means unreadable input)",
+    )
     report = sub.add_parser(
         "report",
         help="merge the version matrix's cell reports (markdown, html, json, junit)",
         description="Merge cell reports (ckptcompat.report/1, one per reader environment, as "
         "`pytest --ckpt-compat --ckpt-compat-report FILE` writes them) into matrix.md, "
         "matrix.html, matrix.json (ckptcompat.matrix/1) and junit.xml: a global x reader table "
-        "with the fix beside each blocked global, and a writer x reader grid per artifact. "
-        "Exit 0 once written (findings are data; `ckptcompat gate` decides), 2 on a bad report.",
+        "with the fix beside each blocked global, each cell's status, the project's tests and "
+        "torch.load call sites per reader, and a writer x reader grid per artifact. Prints the "
+        "cells and the globals table. Exit 0 once written (findings are data; `ckptcompat gate` "
+        "decides), 2 on a bad report.",
     )
-    report.add_argument("reports", nargs="+", metavar="CELL_REPORT", help="cell report JSON files")
+    report.add_argument(
+        "reports",
+        nargs="*",
+        metavar="CELL_REPORT",
+        help="cell report JSON files: each cell's read phase (<tag>.json) and, from a matrix "
+        "run, its write phase (<tag>.write.json)",
+    )
     report.add_argument(
         "--out", default="matrix/report", metavar="DIR", help="output folder (default: %(default)s)"
+    )
+    report.add_argument(
+        "--matrix",
+        metavar="MATRIX_TOML",
+        help="the matrix file: each of its cells is expected, and one without a report is "
+        "shown (and gated) as crashed",
     )
     gate = sub.add_parser(
         "gate",
         help="fail on loads that broke: against a baseline, or for an upgrade",
         description="Exit 1 when something that loaded no longer does. With --baseline: every "
-        "(artifact, writer, reader) that was ok and is not now, and every global that turned "
-        "from allowed to blocked or missing (fixed ones are reported as good news). With "
-        "--current/--candidate: what loads under the current environment and not under the "
-        "candidate. --write-baseline writes the baseline from MATRIX_JSON.",
+        "(artifact, writer, reader) that was ok and is not now, every global that turned "
+        "from allowed to blocked or missing, every project test that passed and fails now, and "
+        "every torch.load call site that went through and raises now (fixed ones are reported "
+        "as good news). With --current/--candidate: what loads, passes or goes through under "
+        "the current environment and not under the candidate, named by file:line. Both fail on "
+        "a crashed cell. --write-baseline writes the baseline from MATRIX_JSON (never from a "
+        "matrix with a crashed cell).",
     )
     gate.add_argument("matrix", metavar="MATRIX_JSON", help="matrix.json from `ckptcompat report`")
     mode = gate.add_mutually_exclusive_group(required=True)
@@ -127,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_fix = sub.add_parser(
         "check-fix",
         help="apply the matrix's allowlist snippet here and load every golden with plain torch",
-        description=f"Execute SNIPPET (the {SNIPPET_FILE} `ckptcompat report` writes, or any "
+        description="Execute SNIPPET (the safe_globals.py `ckptcompat report` writes, or any "
         "allowlist code you would paste), then load every golden under GOLDENS with "
         "torch.load(weights_only=True) and nothing else. Writes ckptcompat.fixcheck/1 JSON "
         "(give it to `ckptcompat report` with the cell reports). Exit 0 when every golden "
@@ -140,13 +265,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code.
+
+    A reader that leaves early (`ckptcompat scan ... | head`) ends the command
+    quietly with 0: no traceback, and not 1, which means "found".
+    """
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe may show only here, not while printing
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so the interpreter's last flush cannot fail a second time."""
+    import contextlib
+
+    # ValueError/OSError: no real file descriptor (stdout replaced in-process).
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        # A bare `ckptcompat` asks what it can do: the help, with the usage exit code
+        # (as ruff and uv do), since no command ran.
+        parser.print_help()
+        return EXIT_USAGE
     try:
         if args.command == "scan":
             return _scan(args)
         if args.command == "lint":
             return _lint(args)
+        if args.command == "show":
+            return _show(args)
+        if args.command == "diff":
+            return _diff(args)
         if args.command == "report":
             return _report(args)
         if args.command == "gate":
@@ -156,6 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CkptCompatError as exc:
         print(f"ckptcompat: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `ckptcompat show big.pt | head`: the reader left; no traceback, and none at exit
+        # when Python flushes stdout again (the way the Python docs advise).
+        _silence_stdout()
+        return EXIT_OK
     raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
 
 
@@ -186,10 +349,15 @@ def _scan(args: argparse.Namespace) -> int:
     names, first_party = _project(args)
     numpy = reader_numpy(args.numpy)
     allowlist = Allowlist.for_reader(names, numpy)
+    found = _checkpoint_paths(args)
     if args.torch is not None:
         selection = select_torch(args.torch)
         if not selection.single:
-            return _scan_many(args, selection.versions, numpy, allowlist)
+            if args.format == "sarif":
+                raise CkptCompatError(
+                    "scan: --format sarif judges one torch release; give --torch one version"
+                )
+            return _scan_many(args, found, selection.versions, numpy, allowlist)
         from .scan import torch_table
 
         rules = torch_table.rules_for(selection.versions[0])
@@ -198,12 +366,17 @@ def _scan(args: argparse.Namespace) -> int:
 
         rules = installed_rules()
     from . import schemas
-    from .scan.scanner import scan_file
+    from .scan.scanner import FileScan, scan_file
 
     predicted = args.torch is not None or args.numpy is not None
     types = TypeResolver(numpy)
-    results = [scan_file(Path(p), rules, allowlist, types=types) for p in args.paths]
-    if args.json:
+    results = [
+        scan_file(path, rules, allowlist, types=types)
+        if error is None
+        else FileScan(str(path), error=error)
+        for path, error in found.entries
+    ]
+    if args.format in ("json", "sarif"):
         doc: schemas.ScanDoc = {
             "schema": schemas.SCAN,
             "torch": rules.version,
@@ -212,7 +385,14 @@ def _scan(args: argparse.Namespace) -> int:
         }
         if predicted:
             doc["predicted"] = True
-        print(json.dumps(doc, indent=2))
+        if found.directories:
+            doc["skipped"] = dict(found.skipped)
+        if args.format == "sarif":
+            from .sarif import scan_log
+
+            print(json.dumps(scan_log(doc), indent=2))
+        else:
+            print(json.dumps(doc, indent=2))
     else:
         from .scan.text import scan_text
 
@@ -220,6 +400,8 @@ def _scan(args: argparse.Namespace) -> int:
         if predicted:
             reader = f"torch {rules.version} (predicted, {_numpy_words(numpy.version)})"
         print(scan_text(results, rules, first_party, reader=reader))
+        if found.directories:
+            print(_searched_line(found, len(results)))
     return _scan_exit([(r.error, r.loadable) for r in results])
 
 
@@ -235,15 +417,27 @@ def _scan_exit(results: Sequence[tuple[str | None, bool]]) -> int:
 
 def _scan_many(
     args: argparse.Namespace,
+    found: Any,
     versions: Sequence[str],
     numpy: ReaderNumpy,
     allowlist: Allowlist,
 ) -> int:
     from . import schemas
-    from .scan.predict import predict_file
+    from .scan.predict import Prediction, predict_file
+    from .scan.scanner import FileScan
 
-    results = [predict_file(p, versions, numpy=numpy, allowlist=allowlist) for p in args.paths]
-    if args.json:
+    def unusable(path: Path, error: str) -> Prediction:  # the same for every release
+        return Prediction(
+            str(path), numpy.version, {v: FileScan(str(path), error=error) for v in versions}
+        )
+
+    results = [
+        predict_file(path, versions, numpy=numpy, allowlist=allowlist)
+        if error is None
+        else unusable(path, error)
+        for path, error in found.entries
+    ]
+    if args.format == "json":
         doc: schemas.PredictDoc = {
             "schema": schemas.PREDICT,
             "predicted": True,
@@ -256,6 +450,8 @@ def _scan_many(
         for result in results:
             if not result.error:  # reported on stderr
                 print(result.summary())
+        if found.directories:
+            print(_searched_line(found, len(results)))
     return _scan_exit([(r.error, r.loadable_everywhere) for r in results])
 
 
@@ -263,35 +459,120 @@ def _numpy_words(version: str | None) -> str:
     return f"numpy {version}" if version else "no numpy"
 
 
+def _include_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="in directories, read files matching this glob (repeatable; default: checkpoint "
+        "extensions .pt .pth .bin .ckpt .safetensors .pkl ...)",
+    )
+
+
+def _checkpoint_paths(args: argparse.Namespace) -> Any:
+    """The files to read in order, directories expanded (`Found.entries`)."""
+    from .scan.discover import find_checkpoints
+
+    return find_checkpoints(args.paths, args.include)
+
+
+def _searched_line(found: Any, count: int) -> str:
+    folders = ", ".join(str(d) for d in found.directories)
+    skipped = found.skipped_text()
+    return f"{count} file(s) read under {folders}" + (f"; {skipped}" if skipped else "")
+
+
+def _show(args: argparse.Namespace) -> int:
+    # No torch import: showing a file is reading it, statically.
+    from . import schemas
+    from .scan.inventory import open_inventory
+    from .scan.show import DEFAULT_DEPTH, error_json, prepare, show_json, show_text
+
+    depth = DEFAULT_DEPTH if args.depth is None else (args.depth or None)
+    found = _checkpoint_paths(args)
+    records = []
+    texts = []
+    errors = []
+    for path, problem in found.entries:
+        try:
+            if problem is not None:
+                raise CkptCompatError(problem)
+            shown = prepare(open_inventory(path), depth)
+        except CkptCompatError as exc:
+            errors.append(str(exc))
+            records.append(error_json(str(path), str(exc)))
+            continue
+        records.append(show_json(shown))
+        texts.append(show_text(shown))
+    if args.json:
+        print(json.dumps({"schema": schemas.SHOW, "files": records}, indent=2))
+    else:
+        print("\n\n".join(texts))
+        if found.directories:
+            print(_searched_line(found, len(found.files)))
+    for error in errors:
+        print(f"ckptcompat: error: {error}", file=sys.stderr)
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    # No torch import unless --values: the comparison is static.
+    from .diff import run_diff
+
+    return run_diff(args)
+
+
 def _lint(args: argparse.Namespace) -> int:
     # Deliberately no torch import: linting must work (and be fast) without it.
-    from .lint import lint_paths
+    from . import lintformat
+    from .lint import CODES, lint_paths
+    from .lintconfig import find_config, load_config
 
-    result = lint_paths(args.paths)
-    if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+    if args.no_config:
+        path = None
+    elif args.config:
+        path = Path(args.config)
     else:
-        for finding in result.findings:
-            print(finding.to_text())
-        files = len({f.path for f in result.findings})
-        print(
-            f"ckptcompat lint: {len(result.findings)} finding(s) in {files} of "
-            f"{result.files_checked} file(s) checked"
-        )
+        path = find_config()
+    config = load_config(path, CODES).with_codes(
+        [c for v in args.select for c in v.split(",")] if args.select else None,
+        [c for v in args.ignore for c in v.split(",")],
+        CODES,
+    )
+    result = lint_paths(args.paths, config)
+    if args.format == "json":
+        print(json.dumps(result.to_json(), indent=2))
+    elif args.format == "sarif":
+        from .sarif import lint_log
+
+        print(json.dumps(lint_log(result), indent=2))
+    elif args.format == "github":
+        if result.findings or result.errors:
+            print(lintformat.github(result))
+    else:
+        print(lintformat.text(result))
     for error in result.errors:
         print(f"ckptcompat: error: {error}", file=sys.stderr)
     if result.errors:
         return EXIT_USAGE
-    return EXIT_FOUND if result.findings else EXIT_OK
+    return EXIT_FOUND if result.findings and not args.exit_zero else EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
     # No torch import: merging runs anywhere, e.g. in a CI job without torch.
     from .files import atomic_write
     from .matrix.merge import fix_verified_line, merge_reports
-    from .matrix.render import html_page, junit, markdown, summary_line
+    from .matrix.render import SNIPPET_FILE, console, html_page, junit, markdown
 
-    doc = merge_reports(Path(p) for p in args.reports)
+    expect: list[str] = []
+    if args.matrix:
+        from .matrix.config import load_matrix
+
+        expect = load_matrix(args.matrix).tags
+    elif not args.reports:
+        raise CkptCompatError("report: give cell reports, or --matrix (or both)")
+    doc = merge_reports((Path(p) for p in args.reports), expect)
     out = Path(args.out)
     outputs = {
         "matrix.md": markdown(doc),
@@ -304,8 +585,8 @@ def _report(args: argparse.Namespace) -> int:
         outputs[SNIPPET_FILE] = doc["fix"]["snippet"] + "\n"
     for name, text in outputs.items():
         atomic_write(out / name, text.encode("utf-8"))
-    print(f"{summary_line(doc)}\n{fix_verified_line(doc)}")
-    print(f"wrote {', '.join(str(out / n) for n in outputs)}")
+    print(f"{console(doc)}\n{fix_verified_line(doc)}")
+    print(f"\nwrote {', '.join(str(out / n) for n in outputs)}")
     return EXIT_OK
 
 

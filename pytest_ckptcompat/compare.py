@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
+    "COUNT_CAP",
     "MAX_DEPTH",
     "Mismatch",
+    "Mismatches",
     "attr_path",
     "deep_diff",
     "display_path",
@@ -45,6 +47,9 @@ __all__ = [
 
 MAX_DEPTH: Final = 100
 """Nesting deeper than this is reported instead of compared (no RecursionError)."""
+
+COUNT_CAP: Final = 10_000
+"""Differences past the listed ones are counted up to this many, then the walk stops."""
 
 _REPR_LIMIT: Final = 80
 
@@ -97,6 +102,22 @@ _ATOMIC_TYPES: Final[tuple[type, ...]] = (
     types.MethodType,
     types.ModuleType,
 )
+
+
+class Mismatches(list["Mismatch"]):
+    """The first `limit` mismatches, and how many there are in all (`total`).
+
+    `total` counts every difference the walk found (up to `COUNT_CAP`; `capped`
+    says it stopped there), so a message can say how many were not listed.
+    """
+
+    total: int = 0
+    capped: bool = False
+
+    @property
+    def unlisted(self) -> int:
+        """How many differences are not in the list."""
+        return max(self.total - len(self), 0)
 
 
 @dataclass(frozen=True)
@@ -312,45 +333,87 @@ def format_mismatch(m: Mismatch) -> str:
 
 
 def format_mismatches(ms: list[Mismatch]) -> str:
-    """Render mismatches as indented lines (`  hparams.lr: expected 0.1, got 0.2`)."""
-    return "\n".join(f"  {format_mismatch(m)}" for m in ms)
+    """Render mismatches as indented lines (`  hparams.lr: expected 0.1, got 0.2`).
+
+    When `ms` is a `Mismatches` that holds only the first of them, a last line
+    says how many more there are.
+    """
+    lines = [f"  {format_mismatch(m)}" for m in ms]
+    more = ms.unlisted if isinstance(ms, Mismatches) else 0
+    if more:
+        counted = f"at least {more:,}" if isinstance(ms, Mismatches) and ms.capped else f"{more:,}"
+        plural = "" if counted == "1" else "s"
+        lines.append(
+            f"  ... and {counted} more difference{plural} (the first {len(ms)} are listed)"
+        )
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------
 # Comparison
 
 
+#: `deep_diff(devices={ANY_DEVICE: ANY_DEVICE})`: the device is not compared (a golden
+#: from another writer holds that writer's devices), values are, on the loaded device.
+ANY_DEVICE = "*"
+
+
 def deep_diff(
-    expected: object, actual: object, *, limit: int = 20, structure: bool = False
-) -> list[Mismatch]:
+    expected: object,
+    actual: object,
+    *,
+    limit: int = 20,
+    structure: bool = False,
+    devices: dict[str, str] | None = None,
+    covered: frozenset[tuple[str, str]] = frozenset(),
+) -> Mismatches:
     """Compare two checkpoint objects deeply; return at most `limit` mismatches.
 
     `structure=True` compares only keys, types, shapes and dtypes (for
-    artifacts with random content), never values.
+    artifacts with random content), never values. `covered` holds `(path,
+    reason)` pairs already reported another way (a state dict's summary):
+    they are neither listed nor counted.
 
-    The walk stops as soon as `limit` mismatches are found. An empty list means
-    the objects are equal in every way a save/load roundtrip must preserve.
+    `devices` says where the load put tensors saved on a device this machine does
+    not have (`{"cuda:0": "cpu"}`, what `map_location` did): an expected tensor on
+    such a device is expected there, and its values are compared on that device.
+    Without it a tensor must come back on the device it was saved from.
+
+    The first `limit` mismatches are listed; the walk goes on counting the
+    rest (`Mismatches.total`) up to `COUNT_CAP`. An empty list means the
+    objects are equal in every way a save/load roundtrip must preserve.
     This never raises for odd objects: a comparison that fails is reported as a
     mismatch whose reason names the exception.
     """
     if limit <= 0:
-        return []
-    differ = _Differ(limit, structure)
+        return Mismatches()
+    differ = _Differ(limit, structure, covered, devices or {})
     # Comparisons of foreign objects may warn (numpy, torch deprecations); the
     # diff is a diagnostic and must not fail a test run that turns warnings
     # into errors.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         differ.diff(expected, actual, "", 0)
-    return differ.out
+    out = Mismatches(differ.out)
+    out.total, out.capped = differ.total, differ.done
+    return out
 
 
 class _Differ:
     """State of one `deep_diff` call: results, cycle memo, keep-alive list."""
 
-    def __init__(self, limit: int, structure: bool = False) -> None:
+    def __init__(
+        self,
+        limit: int,
+        structure: bool = False,
+        covered: frozenset[tuple[str, str]] = frozenset(),
+        devices: dict[str, str] | None = None,
+    ) -> None:
         self.limit = limit
         self.structure = structure
+        self.covered = covered
+        self.devices = devices or {}
+        self.total = 0  # every mismatch found, listed or not
         self.out: list[Mismatch] = []
         self.seen: set[tuple[int, int]] = set()
         # Objects whose ids are in `seen`. Temporaries (state_dict() results,
@@ -359,19 +422,32 @@ class _Differ:
 
     @property
     def full(self) -> bool:
+        """The list is full: further mismatches are only counted."""
         return len(self.out) >= self.limit
+
+    @property
+    def done(self) -> bool:
+        """Enough counted: the walk stops."""
+        return self.total >= COUNT_CAP
 
     def add(self, path: str, expected: str, actual: str, reason: str) -> None:
         if self.structure and reason not in _STRUCTURE_REASONS:
             return
+        shown = display_path(path)
+        if (shown, reason) in self.covered:
+            return
+        self.total += 1
         if not self.full:
-            self.out.append(Mismatch(display_path(path), expected, actual, reason))
+            self.out.append(Mismatch(shown, expected, actual, reason))
 
     def value(self, path: str, e: object, a: object) -> None:
-        self.add(path, short_repr(e), short_repr(a), _VALUE)
+        if self.full:  # counted only: no need to render them
+            self.add(path, "", "", _VALUE)
+        else:
+            self.add(path, short_repr(e), short_repr(a), _VALUE)
 
     def diff(self, e: object, a: object, path: str, depth: int) -> None:
-        if self.full or e is a:
+        if self.done or e is a:
             return
         if depth > MAX_DEPTH:
             self.add(
@@ -463,14 +539,14 @@ class _Differ:
         unexpected: str,
     ) -> None:
         for key, ev in e.items():
-            if self.full:
+            if self.done:
                 return
             if key in a:
                 self.diff(ev, a[key], join(path, key), depth + 1)
             else:
                 self.add(join(path, key), short_repr(ev), _ABSENT, missing)
         for key, av in a.items():
-            if self.full:
+            if self.done:
                 return
             if key not in e:
                 self.add(join(path, key), _ABSENT, short_repr(av), unexpected)
@@ -479,7 +555,7 @@ class _Differ:
         if len(e) != len(a):
             self.add(path, str(len(e)), str(len(a)), "length")
         for i, (ev, av) in enumerate(zip(e, a, strict=False)):
-            if self.full:
+            if self.done:
                 return
             self.diff(ev, av, index_path(path, i), depth + 1)
         self._diff_state(e, a, path, depth)
@@ -540,15 +616,21 @@ class _Differ:
 
     def _diff_tensor(self, torch: Any, e: Any, a: Any, path: str, depth: int) -> None:
         differs = False
+        # Where the load was to put it: where it was saved, or where map_location sent it.
+        mapped = self.devices.get(str(e.device)) or self.devices.get(ANY_DEVICE)
+        if mapped == ANY_DEVICE:
+            expected_device = a.device
+        else:
+            expected_device = torch.device(mapped) if mapped else e.device
         for reason, ev, av in (
             ("layout", e.layout, a.layout),
             ("dtype", e.dtype, a.dtype),
             ("shape", _shape_text(e.shape), _shape_text(a.shape)),
-            ("device", e.device, a.device),
+            ("device", expected_device, a.device),
             # torch.save keeps requires_grad of every tensor, not just Parameters.
             ("requires_grad", e.requires_grad, a.requires_grad),
         ):
-            if ev != av and not self.full:
+            if ev != av:
                 self.add(path, str(ev), str(av), reason)
                 differs = True
         # Parameters and tensor subclasses can carry Python attributes.
@@ -557,6 +639,8 @@ class _Differ:
             # Meta tensors have no data: shape and dtype are all there is.
             return
         ev, av = e.detach(), a.detach()
+        if mapped and ev.device != av.device:
+            ev = ev.to(av.device)  # compared where the load put it
         if ev.is_quantized:
             if not self._diff_quantization(e, a, path, depth):
                 return
@@ -575,18 +659,18 @@ class _Differ:
             self.add(path, str(scheme), str(a.qscheme()), "qscheme")
             return False
         if scheme in (torch.per_tensor_affine, torch.per_tensor_symmetric):
-            before = len(self.out)
+            before = self.total
             if not _floats_equal(e.q_scale(), a.q_scale()):
                 self.add(path, repr(e.q_scale()), repr(a.q_scale()), "q_scale")
             if e.q_zero_point() != a.q_zero_point():
                 self.add(path, repr(e.q_zero_point()), repr(a.q_zero_point()), "q_zero_point")
-            return len(self.out) == before
+            return self.total == before
         if e.q_per_channel_axis() != a.q_per_channel_axis():
             self.add(
                 path, str(e.q_per_channel_axis()), str(a.q_per_channel_axis()), "q_per_channel_axis"
             )
             return False
-        before = len(self.out)
+        before = self.total
         self.diff(
             e.q_per_channel_scales(),
             a.q_per_channel_scales(),
@@ -599,7 +683,7 @@ class _Differ:
             attr_path(path, "q_per_channel_zero_points()"),
             depth + 1,
         )
-        return len(self.out) == before
+        return self.total == before
 
     # -- numpy -------------------------------------------------------------
 
@@ -646,7 +730,7 @@ class _Differ:
         if e.dtype.hasobject:
             # Object arrays hold arbitrary Python objects: compare each one deeply.
             for index in np.ndindex(e.shape):
-                if self.full:
+                if self.done:
                     return
                 self.diff(e[index], a[index], index_path(path, tuple(index)), depth + 1)
             return
@@ -840,38 +924,64 @@ def state_dict_report(expected: object, actual: object, path: str = "") -> list[
     Mappings whose values are all tensors are state dicts; they are found at
     any depth of plain dicts (`{"model": sd, "optimizer": ...}`).
     """
+    return state_dict_findings(expected, actual, path)[0]
+
+
+def state_dict_findings(
+    expected: object, actual: object, path: str = ""
+) -> tuple[list[str], frozenset[tuple[str, str]]]:
+    """`state_dict_report`'s lines, and the `(path, reason)` pairs they report.
+
+    Per state dict: a summary (`state_dict (model): 62 dtype fp32->fp16`), the
+    missing and unexpected keys and size mismatches in torch's words, and the
+    dtype changes as one line per change (not one per key). The pairs are for
+    `deep_diff(covered=...)`, so that nothing is said twice.
+    """
     if not isinstance(expected, dict) or not isinstance(actual, dict):
-        return []
+        return [], frozenset()
     where = f" ({display_path(path)})" if path else ""
-    if _is_state_dict(expected) or _is_state_dict(actual):
-        lines = []
-        missing = [k for k in expected if k not in actual]
-        unexpected = [k for k in actual if k not in expected]
-        if missing:
-            keys = ", ".join(f'"{k}"' for k in missing)
-            lines.append(f"Missing key(s) in state_dict{where}: {keys}.")
-        if unexpected:
-            keys = ", ".join(f'"{k}"' for k in unexpected)
-            lines.append(f"Unexpected key(s) in state_dict{where}: {keys}.")
+    if not (_is_state_dict(expected) or _is_state_dict(actual)):
+        lines: list[str] = []
+        covered: frozenset[tuple[str, str]] = frozenset()
         for key in expected:
-            e, a = expected[key], actual.get(key)
-            if a is None or not (_is_tensor(e) and _is_tensor(a)):
-                continue
-            if e.shape != a.shape:
-                lines.append(
-                    f"size mismatch for {key}{where}: copying a param with shape {a.shape} "
-                    f"from checkpoint, the shape in current model is {e.shape}."
-                )
-            if e.dtype != a.dtype:
-                lines.append(
-                    f"dtype mismatch for {key}{where}: {a.dtype} in the golden, {e.dtype} now."
-                )
-        return lines
-    out = []
-    for key in expected:
-        if key in actual:
-            out += state_dict_report(expected[key], actual[key], key_path(path, key))
-    return out
+            if key in actual:
+                more, also = state_dict_findings(expected[key], actual[key], key_path(path, key))
+                lines += more
+                covered |= also
+        return lines, covered
+    from .scan.statedict import compare, from_live, torch_size
+
+    c = compare(from_live(expected), from_live(actual))
+    if c.same:
+        return [], frozenset()
+    lines = [f"state_dict{where}: {c.summary()} (now -> golden)"]
+    if c.missing:
+        keys = ", ".join(f'"{k}"' for k in c.missing)
+        lines.append(f"Missing key(s) in state_dict{where}: {keys}.")
+    if c.unexpected:
+        keys = ", ".join(f'"{k}"' for k in c.unexpected)
+        lines.append(f"Unexpected key(s) in state_dict{where}: {keys}.")
+    for key, now_shape, golden_shape in c.shape:
+        lines.append(
+            f"size mismatch for {key}{where}: copying a param with shape "
+            f"{torch_size(golden_shape)} from checkpoint, the shape in current model is "
+            f"{torch_size(now_shape)}."
+        )
+    changes: dict[tuple[str, str], list[str]] = {}
+    for key, now, golden in c.dtype:
+        changes.setdefault((now, golden), []).append(key)
+    for (now, golden), names in changes.items():
+        rest = f", ... and {len(names) - 10} more" if len(names) > 10 else ""
+        shown = ", ".join(names[:10]) + rest
+        lines.append(
+            f"dtype mismatch for {len(names)} key(s){where}: torch.{golden} in the golden, "
+            f"torch.{now} now: {shown}."
+        )
+    pairs = {(display_path(key_path(path, k)), "missing key") for k in c.missing}
+    pairs |= {(display_path(key_path(path, k)), "unexpected key") for k in c.unexpected}
+    pairs |= {(display_path(key_path(path, k)), "shape") for k, _, _ in c.shape}
+    pairs |= {(display_path(key_path(path, k)), "dtype") for k, _, _ in c.dtype}
+    return lines, frozenset(pairs)
 
 
 def _is_state_dict(obj: dict[Any, Any]) -> bool:

@@ -7,6 +7,17 @@ Each says what is wrong in one line; the ones about a file name it first
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """`text` with control characters (newlines, escapes) written as Python escapes.
+
+    Names in messages often come from the file being read (member names, globals); a
+    newline or terminal escape there must not split or repaint the one line we print.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class CkptCompatError(Exception):
     """Base class of every error pytest-ckptcompat raises on purpose."""
 
@@ -15,7 +26,7 @@ class FileProblem(CkptCompatError):
     """A file (or path) that cannot be used; `str()` is `path: problem`, one line."""
 
     def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
+        super().__init__(one_line(f"{path}: {problem}"))
         self.path = path
         self.problem = problem
 
@@ -48,6 +59,10 @@ class GoldenError(CkptCompatError):
 
 class LintFileError(FileProblem):
     """A Python file `ckptcompat lint` cannot read or parse."""
+
+
+class LintConfigError(CkptCompatError):
+    """`[tool.ckptcompat.lint]` or a `--select` / `--ignore` value is malformed (named in it)."""
 
 
 class MatrixError(CkptCompatError):

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from .errors import SafeGlobalError
+from .errors import CkptCompatError, SafeGlobalError
 from .options import MARKER, SAFE_GLOBALS_INI
-from .outcomes import Compare, Record, load_outcome, torch_says, weights_only_load
+from .outcomes import (
+    Compare,
+    Record,
+    devices_note,
+    load_here,
+    load_outcome,
+    safetensors_outcome,
+    torch_says,
+)
 from .project_config import first_party_packages
 from .runstate import claims_dir, golden_root, run_state
-from .scan.allowlist import Allowlist, parse_entries, parse_entry, torch_key
+from .scan.allowlist import Allowlist, parse_entries, parse_entry, spellings, torch_key
 from .scan.rules import TorchRules
 from .scan.verdict import Verdict
 
@@ -46,13 +56,21 @@ class CkptCompat:
             stash[_RULES_KEY], preregistered=frozenset(user()) if user else frozenset()
         )
 
-    def roundtrip(self, obj: Any, *, safe_globals: Iterable[Any] = ()) -> Any:
+    def roundtrip(
+        self, obj: Any, *, safe_globals: Iterable[Any] = (), format: str = "torch"
+    ) -> Any:
         """Save `obj`, load it with `weights_only=True`, compare, and return what loaded.
 
         `safe_globals` entries are `"module.name"` strings, objects, or
         `(obj, "module.name")` pairs, added to the ini and marker allowlists.
+        `format="safetensors"`: save a state dict with safetensors' `save` (an
+        `nn.Module` with `save_model`, which keeps tied weights tied), check
+        the header as `ckptcompat scan` does, load it back with safetensors
+        and compare; returns the loaded tensors (a loaded copy of the module).
         """
         __tracebackhide__ = True
+        if _format(format, "ckpt_compat.roundtrip") == "safetensors":
+            return self._roundtrip_safetensors(obj)
         import torch
 
         from .compare import deep_diff, format_mismatches
@@ -64,9 +82,10 @@ class CkptCompat:
         data = buffer.getvalue()
         verdict = _verdict(data, rules, allowlist)
         loaded: Any = None
+        mapped: dict[str, str] = {}
         error: BaseException | None = None
         try:
-            loaded = weights_only_load(data, allowlist)
+            loaded, mapped = load_here(data, allowlist)
         except Exception as exc:  # any failure of torch.load is the finding
             error = exc
 
@@ -74,14 +93,140 @@ class CkptCompat:
             self._check_expected_blocked(verdict, error)
         if error is not None:
             pytest.fail(self._blocked_message(obj, verdict, error, rules), pytrace=False)
-        mismatches = deep_diff(obj, loaded)
+        mismatches = deep_diff(obj, loaded, devices=mapped)
         if mismatches:
+            note = devices_note(mapped) or "tensors loaded on the devices they were saved from"
             pytest.fail(
                 "ckpt_compat.roundtrip: loads under weights_only=True, but differs from what "
-                f"was saved:\n{format_mismatches(mismatches)}",
+                f"was saved ({note}):\n{format_mismatches(mismatches)}",
                 pytrace=False,
             )
         return loaded
+
+    def _roundtrip_safetensors(self, obj: Any) -> Any:
+        __tracebackhide__ = True
+        import torch
+
+        from . import safetensors_io as sio
+        from .compare import deep_diff, format_mismatches
+        from .errors import UnreadableCheckpointError
+        from .scan.safetensors import read_header
+
+        where = "ckpt_compat.roundtrip(format='safetensors')"
+        if self.expect_blocked:
+            pytest.fail(
+                f"{where}: @pytest.mark.ckpt_compat(expect_blocked=[...]) lists "
+                f"{', '.join(self.expect_blocked)}, but a safetensors file holds no pickle: "
+                "nothing in it is ever blocked",
+                pytrace=False,
+            )
+        try:
+            saved = sio.save(obj)
+        except sio.SafetensorsError as exc:
+            pytest.fail(f"{where}: {exc}", pytrace=False)
+        try:
+            read_header(saved.data, "the safetensors output")
+        except UnreadableCheckpointError as exc:  # pragma: no cover - safetensors wrote it
+            pytest.fail(f"{where}: {exc}", pytrace=False)
+        try:
+            loaded = sio.load(saved.data)
+        except Exception as exc:  # safetensors refusing its own output is the finding
+            pytest.fail(
+                f"{where}: safetensors cannot load what it wrote: {type(exc).__name__}: {exc}",
+                pytrace=False,
+            )
+        mismatches = deep_diff(saved.expected, loaded)
+        if mismatches:
+            pytest.fail(
+                f"{where}: loads, but differs from what was saved:\n"
+                f"{format_mismatches(mismatches)}",
+                pytrace=False,
+            )
+        if not isinstance(obj, torch.nn.Module):
+            return loaded
+        model = sio.load_into_copy(obj, saved.data)
+        before = {k: sio.plain(v) for k, v in obj.state_dict().items()}
+        after = {k: sio.plain(v) for k, v in model.state_dict().items()}
+        mismatches = deep_diff(before, after)
+        untied = [
+            group
+            for group in sio.shared_groups(obj.state_dict())
+            if len({model.state_dict()[k].untyped_storage().data_ptr() for k in group}) > 1
+        ]
+        if mismatches or untied:
+            lines = [format_mismatches(mismatches)] if mismatches else []
+            lines += [f"  {', '.join(g)}: tied in the module, not after load_model" for g in untied]
+            pytest.fail(
+                f"{where}: load_model does not give the module back:\n" + "\n".join(lines),
+                pytrace=False,
+            )
+        return model
+
+    def assert_loads_into(
+        self,
+        model: Any,
+        checkpoint: Any,
+        key: str | None = None,
+        strict: bool = True,
+        *,
+        strip_prefix: str | Iterable[str] = (),
+        exact_dtypes: bool = False,
+    ) -> Any:
+        """Check that `checkpoint` loads into `model`, naming every difference at once.
+
+        `checkpoint` is a path (a torch or safetensors file, or a folder of
+        shards) or a mapping already in memory; `key` names its state dict
+        (`"state_dict"`, `"model.ema"`), `strip_prefix` removes `module.` and
+        the like. Before anything is loaded, the keys, shapes and dtypes are
+        compared (statically, for a file), and every missing / unexpected key,
+        size mismatch and (with `exact_dtypes=True`) dtype change fails the
+        test in one message, in load_state_dict's words. Then the tensors are
+        loaded (`torch.load(weights_only=True)` with the test's allowlist, or
+        safetensors) and `model.load_state_dict(..., strict=strict)` is called;
+        its result is returned.
+        """
+        __tracebackhide__ = True
+        from .diff import load_side, read_side, select
+        from .scan.statedict import compare, from_live, strip_prefixes
+
+        prefixes = [strip_prefix] if isinstance(strip_prefix, str) else list(strip_prefix)
+        where = "ckpt_compat.assert_loads_into"
+        side = None
+        try:
+            if isinstance(checkpoint, (str, os.PathLike)):
+                side = read_side(os.fspath(checkpoint), key, prefixes, "checkpoint")
+                theirs = side.sd
+            else:
+                theirs = strip_prefixes(from_live(select(checkpoint, key)), prefixes, "checkpoint")
+        except CkptCompatError as exc:
+            pytest.fail(f"{where}: {exc}", pytrace=False)
+        c = compare(from_live(model.state_dict()), theirs)
+        errors = c.load_state_dict_lines()
+        if not strict:
+            errors = [e for e in errors if not e.startswith(("Missing key", "Unexpected key"))]
+        if errors or (exact_dtypes and c.dtype):
+            summary = c.summary()
+            lines = [
+                f"{where}: {summary}",
+                f"Error(s) in loading state_dict for {type(model).__name__}:",
+            ]
+            lines += [f"\t{e}" for e in errors]
+            lines += [f"\t{o}" for o in c.other_lines()]
+            lines += [f"  note: {n}" for n in theirs.notes]
+            pytest.fail("\n".join(lines), pytrace=False)
+        allowlist = self._allowlist((), self.rules())
+        try:
+            tensors = (
+                load_side(side, allowlist.entries) if side is not None else select(checkpoint, key)
+            )
+        except CkptCompatError as exc:
+            pytest.fail(f"{where}: {exc}", pytrace=False)
+        if side is None and prefixes:
+            tensors = {_strip(k, prefixes): v for k, v in tensors.items()}
+        try:
+            return model.load_state_dict(tensors, strict=strict)
+        except RuntimeError as exc:  # the static comparison missed it: say both
+            pytest.fail(f"{where}: load_state_dict refuses it: {exc}", pytrace=False)
 
     def check(
         self,
@@ -90,6 +235,7 @@ class CkptCompat:
         *,
         safe_globals: Iterable[Any] = (),
         compare: Compare = "equal",
+        format: str = "torch",
     ) -> None:
         """Register the golden artifact `name` and check it across writer environments.
 
@@ -100,6 +246,8 @@ class CkptCompat:
         content, or a callable `(expected, loaded)` that returns False or
         raises AssertionError on a difference). The test fails unless every
         (writer, this reader) outcome is ok, with a table of what broke.
+        `format="safetensors"`: the golden is a safetensors file of `obj` (a
+        state dict or an `nn.Module`), read back with each reader's safetensors.
         """
         __tracebackhide__ = True
         import torch
@@ -126,21 +274,38 @@ class CkptCompat:
         allowlist = self._allowlist(safe_globals, rules)
         env = environment()
         tag = env["tag"]
-        buffer = io.BytesIO()
-        torch.save(obj, buffer)
-        data = buffer.getvalue()
+        fmt = _format(format, f"ckpt_compat.check({name!r})")
+        expected: Any = obj
+        if fmt == "safetensors":
+            from . import safetensors_io as sio
+
+            try:
+                saved = sio.save(obj)
+            except sio.SafetensorsError as exc:
+                pytest.fail(
+                    f"ckpt_compat.check({name!r}, format='safetensors'): {exc}", pytrace=False
+                )
+            data, expected = saved.data, saved.expected
+        else:
+            buffer = io.BytesIO()
+            torch.save(obj, buffer)
+            data = buffer.getvalue()
         test = self._request.node.nodeid
 
         if config.getoption("ckpt_compat_update"):
-            verdict = _verdict(data, rules, allowlist)
-            names = sorted(r.name for r in verdict.requirements if r.kind == "global")
+            names: list[str] = []
+            if fmt == "torch":
+                verdict = _verdict(data, rules, allowlist)
+                names = sorted(r.name for r in verdict.requirements if r.kind == "global")
             meta = {"writer": env, "globals": names, "test": test, "written": _now()}
+            if fmt != "torch":
+                meta["format"] = fmt
             golden = store.write(name, data, meta)
             state.written.append(
                 {"artifact": name, "writer": tag, "path": str(golden.path), "test": test}
             )
 
-        sources: list[tuple[str, dict[str, Any], bytes | GoldenError]] = []
+        sources: list[tuple[str, dict[str, Any], bytes | GoldenError, str]] = []
         if config.getoption("ckpt_compat"):
             stored = store.goldens(name)
             if not stored:
@@ -152,21 +317,29 @@ class CkptCompat:
                 )
             for golden in stored:
                 if "error" in golden.meta:
-                    sources.append((golden.writer, {}, GoldenError(golden.meta["error"])))
+                    sources.append((golden.writer, {}, GoldenError(golden.meta["error"]), "torch"))
                     continue
+                writer_meta = golden.meta.get("writer", {})
                 try:
                     sources.append(
-                        (golden.writer, golden.meta.get("writer", {}), golden.read_verified())
+                        (golden.writer, writer_meta, golden.read_verified(), golden.format)
                     )
                 except GoldenError as exc:
-                    sources.append((golden.writer, golden.meta.get("writer", {}), exc))
+                    sources.append((golden.writer, writer_meta, exc, golden.format))
         # Always: what the code produces now, saved and loaded here ("live").
-        sources.append((tag, env, data))
+        sources.append((tag, env, data, fmt))
 
         records = []
-        for i, (writer, writer_env, payload) in enumerate(sources):
+        for i, (writer, writer_env, payload, source_fmt) in enumerate(sources):
+            started = time.perf_counter()
             if isinstance(payload, GoldenError):
                 record = Record(name, writer, tag, "error", str(payload))
+            elif source_fmt == "safetensors":
+                # A torch golden of the same name compares with `obj`; a safetensors one
+                # with the tensors safetensors must give back.
+                target = expected if fmt == "safetensors" else _safetensors_view(obj)
+                res = safetensors_outcome(payload, target, compare)
+                record = Record(name, writer, tag, res.outcome, res.message)
             else:
                 res = load_outcome(
                     payload,
@@ -175,11 +348,14 @@ class CkptCompat:
                     allowlist=allowlist,
                     compare=compare,
                     first_party=self._first_party,
+                    # A golden holds its writer's devices; what this code saves now, ours.
+                    same_devices=i == len(sources) - 1,
                 )
                 record = Record(
                     name, writer, tag, res.outcome, res.message, res.blocked, res.missing, res.fix
                 )
                 record.globals = res.globals
+            record.duration = round(time.perf_counter() - started, 4)
             record.test, record.writer_env = test, writer_env
             record.kind = "live" if i == len(sources) - 1 else "golden"
             records.append(record)
@@ -228,11 +404,13 @@ class CkptCompat:
         __tracebackhide__ = True
         from .runreport import table
 
-        expected = set(self.expect_blocked)
-        known = [r for r in records if r.outcome == "blocked" and set(r.blocked) <= expected]
+        expected = self._expected_spellings()
+        covered = frozenset().union(*expected.values())
+        known = [r for r in records if r.outcome == "blocked" and set(r.blocked) <= covered]
         bad = [r for r in records if r.outcome != "ok" and r not in known]
         if expected:
-            loads = sorted(expected - {g for r in records for g in r.blocked})
+            blocked_here = {g for r in records for g in r.blocked}
+            loads = sorted(e for e, names in expected.items() if not names & blocked_here)
             if loads:
                 pytest.fail(
                     f"ckpt_compat.check({name!r}): expect_blocked lists {', '.join(loads)}, but "
@@ -278,10 +456,11 @@ class CkptCompat:
 
     def _check_expected_blocked(self, verdict: Verdict, error: BaseException | None) -> None:
         __tracebackhide__ = True
-        expected = set(self.expect_blocked)
+        expected = self._expected_spellings()
         blocked = set(verdict.blocked)
-        if error is None or not expected <= blocked:
-            loads = sorted(expected - blocked) if error is not None else sorted(expected)
+        unmatched = sorted(e for e, names in expected.items() if not names & blocked)
+        if error is None or unmatched:
+            loads = unmatched if error is not None else sorted(expected)
             pytest.fail(
                 f"ckpt_compat: expect_blocked lists {', '.join(loads)}, but "
                 f"{'they now load' if len(loads) > 1 else 'it now loads'} under torch "
@@ -289,8 +468,17 @@ class CkptCompat:
                 "@pytest.mark.ckpt_compat(expect_blocked=[...])",
                 pytrace=False,
             )
-        if blocked <= expected and not verdict.obstacles:
+        if blocked <= frozenset().union(*expected.values()) and not verdict.obstacles:
             pytest.xfail(f"blocked as expected: {', '.join(sorted(expected))}")
+
+    def _expected_spellings(self) -> dict[str, frozenset[str]]:
+        """Each `expect_blocked` entry and the names it stands for in a pickle written here.
+
+        An entry names the object, as an allowlist entry does: `pathlib.PurePosixPath`
+        is written `pathlib._local.PurePosixPath` by Python 3.13, and
+        `numpy.core.multiarray.scalar` is `numpy._core.multiarray.scalar` under numpy 2.
+        """
+        return {e: spellings(e) for e in self.expect_blocked}
 
     def _blocked_message(
         self, obj: object, verdict: Verdict, error: BaseException, rules: TorchRules
@@ -323,6 +511,32 @@ class CkptCompat:
         if blocked or verdict.obstacles:
             lines.append(advise(verdict, self._first_party, also=self._ini_safe))
         return "\n".join(lines)
+
+
+def _format(fmt: object, where: str) -> str:
+    from .safetensors_io import check_format
+
+    try:
+        return check_format(fmt, where)
+    except CkptCompatError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _safetensors_view(obj: Any) -> Any:
+    """What safetensors gives back for `obj` (a state dict, or a module's saved tensors)."""
+    from . import safetensors_io as sio
+
+    try:
+        return sio.save(obj).expected
+    except sio.SafetensorsError:
+        return obj
+
+
+def _strip(key: str, prefixes: list[str]) -> str:
+    for prefix in prefixes:
+        if prefix and key.startswith(prefix):
+            return key[len(prefix) :]
+    return key
 
 
 def _verdict(data: bytes, rules: TorchRules, allowlist: Allowlist) -> Verdict:

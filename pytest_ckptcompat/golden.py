@@ -5,6 +5,9 @@ Layout, under the golden directory (`--ckpt-compat-dir`, ini `ckpt_compat_dir`):
     <artifact>/<writer tag>.pt      # the bytes torch.save wrote, as written
     <artifact>/<writer tag>.json    # who wrote it, its sha256, the globals it holds
 
+or, for `check(..., format="safetensors")`, `<writer tag>.safetensors` (the
+metadata says `"format": "safetensors"`; without it a golden is a torch one).
+
 A writer only ever writes its own two files, each to a temporary file first
 and then `os.replace`, so a killed run never leaves half a file under a
 golden's name (stray `.<name>.*.tmp` files are ignored, and the next write
@@ -42,6 +45,8 @@ from .files import atomic_write, sha256
 
 SCHEMA_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: A golden's format -> the suffix of its file.
+SUFFIXES = {"torch": ".pt", "safetensors": ".safetensors"}
 
 
 def check_artifact_name(name: str) -> str:
@@ -112,6 +117,11 @@ class Golden:
         """Where the metadata lives."""
         return self.path.with_suffix(".json")
 
+    @property
+    def format(self) -> str:
+        """`torch` (torch.save bytes) or `safetensors`."""
+        return _format(self.meta)
+
     def read_verified(self) -> bytes:
         """The checkpoint bytes; `GoldenError` when they are not what was written.
 
@@ -173,13 +183,15 @@ class GoldenStore:
                 meta = _read_meta(meta_path)
             except (OSError, ValueError) as exc:
                 meta = {"error": f"{meta_path}: unreadable metadata ({exc})"}
-            out.append(Golden(artifact, writer, meta_path.with_suffix(".pt"), meta))
+            suffix = SUFFIXES.get(_format(meta), ".pt")
+            out.append(Golden(artifact, writer, meta_path.with_suffix(suffix), meta))
         return out
 
     def write(self, artifact: str, data: bytes, meta: dict[str, Any]) -> Golden:
         """Write this environment's golden of `artifact` (checkpoint first, then metadata)."""
         writer = meta["writer"]["tag"]
-        path = self.root / artifact / f"{writer}.pt"
+        fmt = _format(meta)
+        path = self.root / artifact / f"{writer}{SUFFIXES[fmt]}"
         full = {
             "schema": schemas.GOLDEN,
             "schema_version": SCHEMA_VERSION,
@@ -201,6 +213,11 @@ class GoldenStore:
             atomic_write(pending, text.encode())
             atomic_write(path, data)
             os.replace(pending, path.with_suffix(".json"))
+            # This writer's golden in the other format (the test changed `format=`) is
+            # replaced, not left beside the new one: the metadata names one file.
+            for other in SUFFIXES.values():
+                if other != path.suffix:
+                    path.with_suffix(other).unlink(missing_ok=True)
             if folder_fd is not None:
                 with contextlib.suppress(OSError):
                     os.fsync(folder_fd)  # the renames themselves survive a crash
@@ -211,7 +228,7 @@ class GoldenStore:
 
         Returns the files it deleted, for the summary to name.
         """
-        deleted = []
+        deleted: list[Path] = []
         folder = golden.path.parent
         with locked(folder, exclusive=True):
             for path in (golden.meta_path, golden.path, _pending(golden.path)):
@@ -221,3 +238,8 @@ class GoldenStore:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         return deleted
+
+
+def _format(meta: dict[str, Any]) -> str:
+    fmt = meta.get("format", "torch")
+    return fmt if fmt in SUFFIXES else "torch"

@@ -18,14 +18,17 @@ import importlib.util
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import schemas
 from .errors import LintFileError
 from .schemas import LintDoc, LintFindingDoc
+
+if TYPE_CHECKING:
+    from .lintconfig import LintConfig
 
 __all__ = [
     "CODES",
@@ -46,6 +49,11 @@ CODES: dict[str, tuple[str, str]] = {
     "CKC002": ("error", "weights_only=False: the full unpickler runs"),
     "CKC003": ("warning", "weights_only is not a literal: check what it is at run time"),
     "CKC004": ("error", "pickle_module passed: the weights_only unpickler is bypassed"),
+    "CKC005": (
+        "warning",
+        "in-memory round trip of the project's own object with weights_only omitted: "
+        "torch >= 2.6 loads it with weights_only=True, which refuses what a whole object pickles",
+    ),
 }
 
 #: Directory names never descended into (the roots given on the command line always are).
@@ -71,6 +79,19 @@ SKIP_DIRS = frozenset(
 )
 
 _LOAD_TARGETS = frozenset({"torch.load", "torch.serialization.load"})
+_SAVE_TARGETS = frozenset({"torch.save", "torch.serialization.save"})
+_PARTIAL = "functools.partial"
+_BYTES_IO = frozenset({"io.BytesIO", "_io.BytesIO"})
+# Modules whose names the scope pass follows through imports and assignments.
+_TRACKED_MODULES = frozenset({"torch", "functools", "io", "_io"})
+# Builtins the lint understands, when the file does not bind the name itself.
+_BUILTINS = frozenset({"getattr", "map"})
+# Calls that call their first argument with positional arguments only (`map(torch.load,
+# paths)`, `pool.map(...)`, `executor.map(...)`): weights_only is keyword-only, so omitted.
+_MAP_NAMES = frozenset({"map", "imap", "imap_unordered", "starmap"})
+# Attribute calls the scope pass keeps: the ones that may be (or pass) a torch.load.
+_CALL_ATTRS = frozenset({"load", "save", "partial"}) | _MAP_NAMES
+_NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.I)
 # `from M import *` binds `load` for these (both list it in __all__).
 _STAR_LOAD_MODULES = frozenset({"torch", "torch.serialization"})
 _CALL_WIDTH = 72
@@ -105,6 +126,8 @@ class Finding:
     call: str
     reason: str
     fix: str
+    end_line: int = 0  # where the call ends (1-based; 0: not known)
+    end_col: int = 0  # one past its last character, as SARIF counts
 
     @property
     def severity(self) -> str:
@@ -155,22 +178,27 @@ class LintResult:
 
 
 def iter_python_files(
-    paths: Iterable[str | os.PathLike[str]], errors: list[LintFileError] | None = None
+    paths: Iterable[str | os.PathLike[str]],
+    errors: list[LintFileError] | None = None,
+    excluded: Callable[[str], bool] | None = None,
 ) -> Iterator[str]:
     """Each file given, and every `*.py` under each directory given, sorted per directory.
 
     Directories in `SKIP_DIRS` and virtual environments (a `pyvenv.cfg` inside)
-    are skipped below the roots. A file reached twice (`lint pkg pkg/m.py`) is
-    yielded once. Missing paths and unreadable directories are appended to
-    `errors` when given (and otherwise skipped).
+    are skipped below the roots. `excluded` (the configuration's `exclude`)
+    prunes files and folders anywhere, the ones given included. A file reached
+    twice (`lint pkg pkg/m.py`) is yielded once. Missing paths and unreadable
+    directories are appended to `errors` when given (and otherwise skipped).
     """
     seen: set[str] = set()
     for given in paths:
         root = os.fspath(given)
+        if excluded is not None and excluded(root):
+            continue
         if os.path.isfile(root):
             found: Iterable[str] = [root]
         elif os.path.isdir(root):
-            found = _walk(root, errors)
+            found = _walk(root, errors, excluded)
         else:
             if errors is not None:
                 errors.append(LintFileError(root, "no such file or directory"))
@@ -182,7 +210,9 @@ def iter_python_files(
                 yield path
 
 
-def _walk(root: str, errors: list[LintFileError] | None) -> Iterator[str]:
+def _walk(
+    root: str, errors: list[LintFileError] | None, excluded: Callable[[str], bool] | None
+) -> Iterator[str]:
     def onerror(exc: OSError) -> None:
         if errors is not None:
             errors.append(LintFileError(exc.filename or root, f"cannot read ({exc.strerror})"))
@@ -192,22 +222,37 @@ def _walk(root: str, errors: list[LintFileError] | None) -> Iterator[str]:
         dirnames[:] = sorted(
             d
             for d in dirnames
-            if d not in SKIP_DIRS and not os.path.exists(os.path.join(dirpath, d, "pyvenv.cfg"))
+            if d not in SKIP_DIRS
+            and not os.path.exists(os.path.join(dirpath, d, "pyvenv.cfg"))
+            and not (excluded is not None and excluded(os.path.join(dirpath, d)))
         )
         for name in sorted(filenames):
             if name.endswith(".py"):
-                yield os.path.normpath(os.path.join(dirpath, name))
+                path = os.path.normpath(os.path.join(dirpath, name))
+                if excluded is None or not excluded(path):
+                    yield path
 
 
-def lint_paths(paths: Iterable[str | os.PathLike[str]]) -> LintResult:
-    """Lint files and directories (recursively, `*.py`); errors are collected, not raised."""
+def lint_paths(
+    paths: Iterable[str | os.PathLike[str]], config: LintConfig | None = None
+) -> LintResult:
+    """Lint files and directories (recursively, `*.py`); errors are collected, not raised.
+
+    `config` (`[tool.ckptcompat.lint]`) chooses the codes, the excluded paths
+    and the per-file ignores; `# noqa` comments are always honoured.
+    """
     result = LintResult()
-    for path in iter_python_files(paths, result.errors):
+    excluded = config.excluded if config is not None and config.exclude else None
+    for path in iter_python_files(paths, result.errors, excluded):
         result.files_checked += 1
         try:
-            result.findings += lint_file(path)
+            found = lint_file(path)
         except LintFileError as exc:
             result.errors.append(exc)
+            continue
+        if config is not None:
+            found = [f for f in found if config.reports(path, f.code)]
+        result.findings += found
     return result
 
 
@@ -252,10 +297,13 @@ def _syntax_problem(exc: BaseException) -> str:
 # -------------------------------------------------------------------- source
 
 
-def lint_source(source: str, path: str = "<string>") -> list[Finding]:
-    """The findings of Python source text.
+def lint_source(source: str, path: str = "<string>", *, noqa: bool = True) -> list[Finding]:
+    """The findings of Python source text, less those a `# noqa` comment suppresses.
 
-    Raises `SyntaxError` (or `ValueError`, for null bytes) if it does not parse.
+    `# noqa` on the line a finding is reported at suppresses every code there,
+    `# noqa: CKC001` (or `CKC001,CKC004`) those codes only, as ruff and flake8
+    read them. Raises `SyntaxError` (or `ValueError`, for null bytes) if it
+    does not parse.
     """
     with warnings.catch_warnings():
         # Invalid escapes etc. warn while parsing: not ours to report, and they
@@ -264,14 +312,112 @@ def lint_source(source: str, path: str = "<string>") -> list[Finding]:
         tree = ast.parse(source, filename=path)
     findings: list[Finding] = []
     lines: list[str] = []
-    for call, scope in _Scopes.build(tree):
-        if _LOAD_TARGETS & _resolve(call.func, scope, 0):
-            # Split only when needed; ast counts \r\n, \r and \n as line ends
-            # (str.splitlines also splits at \f and others, shifting lines).
-            lines = lines or source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-            findings += _judge(call, lines, path)
+    calls = _Scopes.build(tree)
+    saves: dict[int, list[ast.Call]] = {}  # id(scope) -> its torch.save calls
+    judged: list[tuple[ast.Call, _Scope, _Use]] = []
+    for call, scope in calls:
+        use = _use(call, scope)
+        if use is None:
+            continue
+        if use.kind == "save":
+            saves.setdefault(id(scope), []).append(call)
+        else:
+            judged.append((call, scope, use))
+    for call, scope, use in judged:
+        # Split only when needed; ast counts \r\n, \r and \n as line ends
+        # (str.splitlines also splits at \f and others, shifting lines).
+        lines = lines or source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        in_memory = use.kind == "call" and _in_memory_round_trip(
+            call, scope, saves.get(id(scope), [])
+        )
+        findings += _judge(call, lines, path, use, in_memory=in_memory)
+    if noqa and findings and "noqa" in source.lower():
+        findings = _without_noqa(findings, source)
     findings.sort(key=lambda f: (f.line, f.col, f.code))
     return findings
+
+
+@dataclass(frozen=True)
+class _Use:
+    """How a call uses torch.load (or torch.save): called, through partial, or by map."""
+
+    kind: str  # "call", "partial", "map" or "save"
+    args: list[ast.expr]  # the arguments torch.load itself gets, as far as the call shows
+    keywords: list[ast.keyword]
+
+
+def _use(call: ast.Call, scope: _Scope) -> _Use | None:
+    targets = _resolve(call.func, scope, 0)
+    if _LOAD_TARGETS & targets:
+        return _Use("call", list(call.args), list(call.keywords))
+    if _SAVE_TARGETS & targets:
+        return _Use("save", list(call.args), list(call.keywords))
+    if not call.args or not _LOAD_TARGETS & _resolve(call.args[0], scope, 0):
+        return None
+    if _PARTIAL in targets:  # functools.partial(torch.load, ...): its arguments are torch.load's
+        return _Use("partial", list(call.args[1:]), list(call.keywords))
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else None
+    if "builtins.map" in targets or name in _MAP_NAMES:
+        return _Use("map", [], [])
+    return None
+
+
+def _in_memory_round_trip(load: ast.Call, scope: _Scope, saves: list[ast.Call]) -> bool:
+    """`torch.save(obj, buf)` then `torch.load(buf)`, `buf` an `io.BytesIO()` of this scope.
+
+    The bytes never leave the process (opacus's `clone_module`): this is a deep
+    copy of the project's own object, not a file from anywhere.
+    """
+    source = _file_argument(load.args, load.keywords, 0)
+    if not isinstance(source, ast.Name):
+        return False
+    buffers = scope.bindings.get(source.id, [])
+    if not buffers or not all(
+        isinstance(b, ast.Call) and _BYTES_IO & _resolve(b.func, scope, 0) for b in buffers
+    ):
+        return False
+    for save in saves:
+        target = _file_argument(save.args, save.keywords, 1)
+        if (
+            isinstance(target, ast.Name)
+            and target.id == source.id
+            and (save.lineno, save.col_offset) < (load.lineno, load.col_offset)
+        ):
+            return True
+    return False
+
+
+def _file_argument(
+    args: list[ast.expr], keywords: list[ast.keyword], index: int
+) -> ast.expr | None:
+    """torch.load(f, ...) / torch.save(obj, f, ...): the file argument, positional or `f=`."""
+    if len(args) > index and not any(isinstance(a, ast.Starred) for a in args[: index + 1]):
+        return args[index]
+    return next((k.value for k in keywords if k.arg == "f"), None)
+
+
+def _without_noqa(findings: list[Finding], source: str) -> list[Finding]:
+    """Drop findings whose line says `# noqa` (all codes) or `# noqa: CKC001[, ...]`."""
+    import io
+    import tokenize
+
+    suppress: dict[int, frozenset[str] | None] = {}
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT and (m := _NOQA.search(token.string)):
+                codes = m.group("codes")
+                suppress[token.start[0]] = (
+                    frozenset(c.upper() for c in re.split(r"[,\s]+", codes) if c) if codes else None
+                )
+    except (tokenize.TokenError, SyntaxError):  # parsed by ast already: not expected
+        return findings
+    return [
+        f
+        for f in findings
+        if f.line not in suppress
+        or (suppress[f.line] is not None and f.code not in suppress[f.line])  # type: ignore[operator]
+    ]
 
 
 # What a name is bound to: a dotted torch name from an import ("torch",
@@ -318,7 +464,9 @@ class _Scope:
 # Node kinds the scope pass treats specially; every other node just has its
 # children visited. A dict on the exact type is much cheaper than an
 # isinstance chain on every node, and this pass is half the cost of a file.
-_NAME, _SKIP, _CALL, _IMPORT, _DECLARE, _ASSIGN, _FUNC, _CLASS, _COMP, _NAMED, _REST = range(11)
+_NAME, _SKIP, _CALL, _IMPORT, _DECLARE, _ASSIGN, _FUNC, _CLASS, _COMP, _NAMED, _REST, _WITH = range(
+    12
+)
 _KIND: dict[type[ast.AST], int] = {
     ast.Name: _NAME,
     ast.Constant: _SKIP,
@@ -342,6 +490,7 @@ _KIND: dict[type[ast.AST], int] = {
     ast.MatchAs: _NAMED,
     ast.MatchStar: _NAMED,
     ast.MatchMapping: _REST,
+    ast.withitem: _WITH,
 }
 # Fields that never hold a node this pass needs (names, contexts, operators).
 _SKIP_FIELDS = frozenset(
@@ -385,8 +534,10 @@ class _Scopes:
                         continue
                     if kind == _CALL:
                         func = node.func
-                        if type(func) is ast.Name or (
-                            type(func) is ast.Attribute and func.attr == "load"
+                        if (
+                            type(func) is ast.Name
+                            or (type(func) is ast.Attribute and func.attr in _CALL_ATTRS)
+                            or type(func) is ast.Call  # getattr(torch, "load")(...)
                         ):
                             calls.append((node, scope))
                     elif kind == _IMPORT:
@@ -425,6 +576,13 @@ class _Scopes:
                     elif kind == _NAMED:
                         if node.name:
                             scope.bind(node.name, None)
+                    elif kind == _WITH:
+                        # `with io.BytesIO() as buf`: remember what `buf` is, like `buf = ...`.
+                        target = node.optional_vars
+                        if type(target) is ast.Name:
+                            scope.bind(target.id, node.context_expr)
+                            stack.append(node.context_expr)
+                            continue
                     elif node.rest:  # _REST: `case {**rest}`
                         scope.bind(node.rest, None)
                 for fname in _child_fields(cls):
@@ -462,13 +620,14 @@ def _import_bindings(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, s
     if isinstance(node, ast.Import):
         for alias in node.names:
             top = alias.name.partition(".")[0]
+            tracked = top in _TRACKED_MODULES
             if alias.asname:  # `import torch.serialization as ser` binds the submodule
-                yield alias.asname, alias.name if top == "torch" else None
+                yield alias.asname, alias.name if tracked else None
             else:  # `import torch.serialization` binds `torch`
-                yield top, "torch" if top == "torch" else None
+                yield top, top if tracked else None
         return
     module = node.module or ""
-    from_torch = node.level == 0 and (module == "torch" or module.startswith("torch."))
+    from_torch = node.level == 0 and module.partition(".")[0] in _TRACKED_MODULES
     for alias in node.names:
         if alias.name == "*":
             if node.level == 0 and module in _STAR_LOAD_MODULES:
@@ -481,13 +640,27 @@ def _resolve(expr: ast.expr, scope: _Scope, depth: int) -> set[str]:
     """The dotted torch names `expr` may denote here (empty when it is not torch's)."""
     if isinstance(expr, ast.Attribute):
         return {f"{base}.{expr.attr}" for base in _resolve(expr.value, scope, depth)}
+    if isinstance(expr, ast.Call):
+        # getattr(torch, "load") is torch.load; a computed name is nobody's guess.
+        args = expr.args
+        if (
+            len(args) in (2, 3)
+            and isinstance(args[1], ast.Constant)
+            and isinstance(args[1].value, str)
+            and depth < _MAX_ALIAS_DEPTH
+            and "builtins.getattr" in _resolve(expr.func, scope, depth + 1)
+        ):
+            return {f"{base}.{args[1].value}" for base in _resolve(args[0], scope, depth + 1)}
+        return set()
     if not isinstance(expr, ast.Name):
         return set()
     owner = scope.lookup(expr.id)
     if owner is None:
-        # Never bound in the file: only a bare `torch` is taken as the module
-        # (scripts run with torch injected, or a missing import).
-        return {"torch"} if expr.id == "torch" else set()
+        # Never bound in the file: a bare `torch` is taken as the module (scripts
+        # run with torch injected, or a missing import), and builtins are builtins.
+        if expr.id == "torch":
+            return {"torch"}
+        return {f"builtins.{expr.id}"} if expr.id in _BUILTINS else set()
     found: set[str] = set()
     for binding in owner.bindings[expr.id]:
         if isinstance(binding, str):
@@ -502,20 +675,37 @@ def _resolve(expr: ast.expr, scope: _Scope, depth: int) -> set[str]:
 # ---------------------------------------------------------------- judgement
 
 
-def _judge(call: ast.Call, lines: list[str], path: str) -> list[Finding]:
-    callee = _shorten(_segment(lines, call.func) or "torch.load", 40)
+def _judge(
+    call: ast.Call, lines: list[str], path: str, use: _Use, *, in_memory: bool = False
+) -> list[Finding]:
+    loader = call.func if use.kind == "call" else call.args[0]
+    callee = _shorten(_segment(lines, loader) or "torch.load", 40)
     text = _shorten(_segment(lines, call) or f"{callee}(...)", _CALL_WIDTH)
     line = call.lineno
     col = _char_col(lines, line, call.col_offset)
-    safe_call = f"{callee}(..., weights_only=True)"
+    if use.kind == "partial":
+        safe_call = f"partial({callee}, ..., weights_only=True)"
+        via = "through functools.partial, which does not pass weights_only: "
+    elif use.kind == "map":
+        safe_call = f"partial({callee}, weights_only=True) as the function"
+        via = f"{callee} called by {_shorten(_segment(lines, call.func), 30)}() with "
+        via += "positional arguments only (weights_only is keyword-only): "
+    else:
+        safe_call = f"{callee}(..., weights_only=True)"
+        via = ""
+
+    end_line = call.end_lineno or line
+    end_col = _char_col(lines, end_line, call.end_col_offset or 0) if call.end_lineno else 0
 
     def finding(code: str, title: str, reason: str, fix: str) -> Finding:
-        return Finding(path, line, col, code, title, text, reason, fix)
+        return Finding(path, line, col, code, title, text, via + reason, fix, end_line, end_col)
 
+    if in_memory:
+        return _judge_in_memory(call, use, finding, callee)
     weights_only: ast.expr | None = None
     has_kwargs = False
     pickle_module: ast.expr | None = None
-    for kw in call.keywords:
+    for kw in use.keywords:
         if kw.arg == "weights_only":
             weights_only = kw.value
         elif kw.arg == "pickle_module":
@@ -524,7 +714,7 @@ def _judge(call: ast.Call, lines: list[str], path: str) -> list[Finding]:
             has_kwargs = True
     # torch.load(f, map_location, pickle_module, *, weights_only=...): the third
     # positional argument is pickle_module (unknowable after a *args).
-    positional = call.args[:3]
+    positional = use.args[:3]
     if (
         pickle_module is None
         and len(positional) == 3
@@ -585,6 +775,30 @@ def _judge(call: ast.Call, lines: list[str], path: str) -> list[Finding]:
             )
         )
     return out
+
+
+def _judge_in_memory(
+    call: ast.Call, use: _Use, finding: Callable[[str, str, str, str], Finding], callee: str
+) -> list[Finding]:
+    """An in-memory round trip: weights_only=True is the advice that breaks it."""
+    weights_only = next((k.value for k in use.keywords if k.arg == "weights_only"), None)
+    if any(k.arg is None for k in use.keywords) and weights_only is None:
+        return []  # **kwargs may say anything; nothing here is a risk to anyone else
+    if weights_only is not None and not _is_const(weights_only, None):
+        return []  # said explicitly: False is right here, True is the author's choice
+    return [
+        finding(
+            "CKC005",
+            "in-memory round trip, weights_only omitted",
+            "torch.save to an io.BytesIO and torch.load of it: the project's own object, "
+            "never a file, so loading it is no risk; but torch >= 2.6 loads it with "
+            "weights_only=True, which refuses the classes a whole object pickles (an "
+            "nn.Module, an optimizer): weights_only=True would break this call, and the "
+            "default does on torch >= 2.6",
+            f"{callee}(..., weights_only=False) (safe here: the bytes never leave this "
+            "process), or copy.deepcopy(obj) where the object supports it",
+        )
+    ]
 
 
 def _is_const(expr: ast.expr | None, value: bool | None) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import torchcompat
-from .compare import deep_diff, format_mismatches, state_dict_report
+from .compare import ANY_DEVICE, deep_diff, format_mismatches, state_dict_findings
 from .scan.allowlist import Allowlist
 from .scan.fixes import advise
 from .scan.names import is_numpy_dtype_class
@@ -66,6 +66,7 @@ class Record:
     # Every name the file needs and its status in this reader: allowed,
     # allowed-user, blocked or missing (what the matrix's global table shows).
     globals: dict[str, str] = field(default_factory=dict)
+    duration: float = 0.0  # seconds to load and compare it here
 
     def to_json(self) -> RecordDoc:
         """The record as it stands in `ckptcompat.report/1`."""
@@ -80,8 +81,16 @@ def load_outcome(
     allowlist: Allowlist,
     compare: Compare = "equal",
     first_party: frozenset[str] = frozenset(),
+    same_devices: bool = True,
 ) -> LoadResult:
-    """Load `data` here under weights_only=True and classify it against `expected`."""
+    """Load `data` here under weights_only=True and classify it against `expected`.
+
+    Tensors load where a user's `torch.load` puts them (`load_here`). With
+    `same_devices` (this environment's own save) each must come back on the
+    device it was saved from (or the CPU, where that device is missing here);
+    without it (another writer's golden, saved on that writer's hardware) the
+    device is not compared, the values are.
+    """
     from .scan.scanner import scan_bytes
 
     scan = scan_bytes(data, rules, allowlist, shown="golden")
@@ -89,25 +98,86 @@ def load_outcome(
         return LoadResult("error", f"unreadable checkpoint: {scan.error}")
     verdict = scan.verdict
     try:
-        loaded = weights_only_load(data, allowlist)
+        loaded, mapped = load_here(data, allowlist)
     except Exception as exc:  # any failure of torch.load is the finding
         return _classify_failure(exc, verdict, rules, first_party)
     # It loaded, so torch allowed every name, whatever the scan predicted.
     statuses: dict[str, str] = {
         r.lookup: r.status if r.allowed else "allowed" for r in verdict.requirements
     }
-    problem = _compare(expected, loaded, compare)
+    devices = mapped if same_devices else {ANY_DEVICE: ANY_DEVICE}
+    problem = _compare(expected, loaded, compare, devices)
+    if problem and (note := devices_note(mapped)):
+        problem = f"{problem}\n({note})"
     return LoadResult("mismatch" if problem else "ok", problem, globals=statuses)
+
+
+def safetensors_outcome(data: bytes, expected: object, compare: Compare = "equal") -> LoadResult:
+    """Load safetensors bytes here (header checked first) and classify them against `expected`.
+
+    Nothing can be blocked or missing (there is no pickle): `ok`, `mismatch`,
+    or `error` when the header is invalid or this safetensors / torch cannot
+    read it (a dtype it does not know).
+    """
+    from .errors import UnreadableCheckpointError
+    from .safetensors_io import load
+    from .scan.safetensors import read_header
+
+    try:
+        read_header(data, "golden")
+    except UnreadableCheckpointError as exc:
+        return LoadResult("error", f"unreadable safetensors file: {exc}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = load(data)
+    except Exception as exc:  # this reader's safetensors or torch refusing is the finding
+        return LoadResult("error", f"safetensors cannot load it here: {type(exc).__name__}: {exc}")
+    problem = _compare(expected, loaded, compare)
+    return LoadResult("mismatch" if problem else "ok", problem)
 
 
 def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
     """`torch.load(weights_only=True)` of `torch.save` bytes, with `allowlist` registered."""
+    return load_here(data, allowlist)[0]
+
+
+def load_here(data: bytes, allowlist: Allowlist) -> tuple[Any, dict[str, str]]:
+    """Load as a user does here: tensors on the device they were saved from, where it exists.
+
+    A tensor saved on a device this machine does not have (`cuda:0` on a CPU-only
+    runner) is loaded on the CPU, as `map_location="cpu"` does; the second value
+    says which devices were so mapped (`{"cuda:0": "cpu"}`, empty when none).
+    """
     import torch
+    import torch.serialization as ts
+
+    mapped: dict[str, str] = {}
+    default: Any = ts.default_restore_location
+
+    def restore(storage: Any, location: str) -> Any:
+        try:
+            return default(storage, location)
+        except RuntimeError:  # no such device here (torch's own "use map_location" error)
+            mapped[location] = "cpu"
+            return storage  # torch deserialized it on the CPU
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # protocol and numpy deprecation noise
         with torchcompat.safe_globals(allowlist.entries):
-            return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+            loaded = torch.load(io.BytesIO(data), weights_only=True, map_location=restore)
+    return loaded, mapped
+
+
+def devices_note(mapped: dict[str, str]) -> str:
+    """What `load_here` did with devices, for a message ("" when it kept every one)."""
+    if not mapped:
+        return ""
+    saved = ", ".join(sorted(mapped))
+    return (
+        f"saved on {saved}, which this machine does not have: loaded with "
+        "map_location='cpu' and compared on the CPU"
+    )
 
 
 def _classify_failure(
@@ -202,16 +272,20 @@ def _findable(module: str) -> bool:
         return False
 
 
-def _compare(expected: object, loaded: object, compare: Compare) -> str:
+def _compare(
+    expected: object, loaded: object, compare: Compare, devices: dict[str, str] | None = None
+) -> str:
     if callable(compare):
         try:
             verdict = compare(expected, loaded)
         except AssertionError as exc:
             return f"compare callable failed: {exc}"
         return "" if verdict is None or verdict else "compare callable returned False"
-    mismatches = deep_diff(expected, loaded, structure=compare == "structure")
-    if not mismatches:
+    lines, covered = state_dict_findings(expected, loaded)
+    mismatches = deep_diff(
+        expected, loaded, structure=compare == "structure", covered=covered, devices=devices
+    )
+    if not mismatches and not mismatches.total and not lines:
         return ""
-    lines = state_dict_report(expected, loaded)
     text = format_mismatches(mismatches)
-    return "\n".join([*lines, text]) if lines else text
+    return "\n".join([*lines, text]) if text else "\n".join(lines)

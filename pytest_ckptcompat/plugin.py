@@ -7,6 +7,7 @@ is imported inside the fixture, so a test session that never asks for
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,18 +99,59 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the marker, the run state, the xdist hooks and (when asked) the audit."""
     from .runstate import RunState
 
+    _check_usage(config)
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
-    config.stash[STATE] = RunState(run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex))
+    config.stash[STATE] = RunState(
+        run_id=workerinput.get("ckptcompat_run", uuid.uuid4().hex), started=time.monotonic()
+    )
     config.addinivalue_line("markers", MARKER_HELP)
     config.pluginmanager.register(_Passed(config.stash[STATE]), "ckptcompat-passed")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "ckptcompat-xdist")
+    if config.getoption("ckpt_compat_report"):
+        # The report carries every test's outcome: only when one is written.
+        config.pluginmanager.register(_TestLog(config), "ckptcompat-tests")
     if config.getoption("ckpt_compat_audit") or config.getoption("ckpt_compat"):
         from .audit import Auditor
 
         auditor = Auditor(config.rootpath, list(config.getini(AUDIT_IGNORE_INI)))
         auditor.install()
         config.stash[AUDITOR] = auditor
+
+
+def _check_usage(config: pytest.Config) -> None:
+    """Refuse, in one line, what would otherwise fail in every test or as an INTERNALERROR."""
+    modes = [
+        flag
+        for flag, dest in (
+            ("--ckpt-compat", "ckpt_compat"),
+            ("--ckpt-compat-update", "ckpt_compat_update"),
+            ("--ckpt-compat-audit", "ckpt_compat_audit"),
+        )
+        if config.getoption(dest)
+    ]
+    if modes:
+        try:
+            import torch  # noqa: F401  # the modes load and save with this torch
+        except ImportError as exc:
+            raise pytest.UsageError(
+                f"{modes[0]} needs torch, which is not importable here ({exc}): install torch "
+                f"in this environment, or run pytest without {modes[0]}"
+            ) from None
+    if not _is_worker(config):
+        from .pathoptions import check_spaced_path_options
+
+        check_spaced_path_options(config)
+    entries = config.getini(SAFE_GLOBALS_INI)
+    if entries:
+        from .errors import SafeGlobalError
+        from .scan.allowlist import parse_entries
+
+        where = f"{config.inipath or 'the pytest configuration'} ({SAFE_GLOBALS_INI})"
+        try:
+            parse_entries(entries, where)
+        except SafeGlobalError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -134,6 +176,41 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+class _TestLog:
+    """Each test's outcome for the report (registered only when a report is written).
+
+    Where a test runs (a worker, or this process), a failed report gets the
+    project line the failure was raised in; the controller (or this process)
+    folds every report into the run state.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.collects = not _is_worker(config)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        if call.excinfo is not None and report.failed:
+            from .testlog import FINDING_ATTR, WHERE_ATTR, is_finding, where
+
+            setattr(report, WHERE_ATTR, where(call.excinfo, self.config.rootpath))
+            setattr(report, FINDING_ATTR, is_finding(call.excinfo))
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.collects:
+            from .testlog import record
+
+            record(run_state(self.config).tests, report)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if self.collects and report.failed:
+            from .testlog import record_collect_error
+
+            record_collect_error(run_state(self.config).tests, report)
 
 
 class _XdistHooks:
@@ -201,12 +278,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _find_stale(session, state)
     report = config.getoption("ckpt_compat_report")
     if report:
-        from .runreport import write_report
+        from .runreport import repo_rootdir, write_report
 
+        state.rootdir = repo_rootdir(config.rootpath)
         if not state.reader:
             from .environment import environment
 
             state.reader = environment()
+        state.run = {
+            "update": bool(config.getoption("ckpt_compat_update")),
+            "compat": bool(config.getoption("ckpt_compat")),
+            "exitstatus": int(exitstatus),
+            "duration": round(time.monotonic() - state.started, 2),
+            "partial": state.partial,
+        }
         write_report(state, Path(report))
 
 
@@ -293,6 +378,14 @@ def ckpt_compat(request: pytest.FixtureRequest) -> CkptCompat:
     blocked global, where it sits in `obj` and the fix; when it loads but
     differs, the failure names each differing path and both values.
     """
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(
+            f"ckpt_compat needs torch, which is not importable here ({exc}): install torch in "
+            "this environment",
+            pytrace=False,
+        )
     from .fixture import CkptCompat
 
     return CkptCompat(request)

@@ -18,8 +18,18 @@ matrix merges):
       "load_sites": [                    # the runtime audit (--ckpt-compat-audit)
         {"kind": "load-site", "site": "mylib/utils.py:102", "project_site", "weights_only",
          "effective", "env", "calls", "loadable", "blocked", "fix", "error", "tests"}
-      ]
+      ],
+      "tests": [                         # every test of the run, collection errors included
+        {"nodeid", "site": "tests/test_io.py:12", "outcome": "passed" | "skipped" | "xfailed"
+         | "xpassed" | "failed" | "error", "finding": bool, "message", "where": "src/x.py:40"}
+      ],
+      "run": {"update": bool, "compat": bool, "exitstatus": 0, "duration": 12.3, "partial": bool},
+      "cell": {"phase": "write" | "read", "problem": ""}   # added by the matrix's cell session
     }
+
+`finding` marks a failure raised by `ckpt_compat` itself (a load the grids
+show); `where` is the project line a failure was raised in. `tests` and `run`
+were added after the first release: older reports lack them.
 
 `outcome` is one of ok, blocked, missing, mismatch, error. `kind` is
 `golden` for a stored golden of `writer` read here, `live` for what the test
@@ -46,7 +56,7 @@ from .vocab import OUTCOMES
 def report_doc(state: RunState) -> ReportDoc:
     """The `ckptcompat.report/1` document of a run."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return {
+    doc: ReportDoc = {
         "schema": schemas.REPORT,
         "plugin": __version__,
         "created": now,
@@ -58,7 +68,26 @@ def report_doc(state: RunState) -> ReportDoc:
         "stale": state.stale,
         "load_sites": sorted(state.load_sites.values(), key=lambda s: s["site"]),
         "allowlist": state.allowlist,
+        "tests": sorted(state.tests.values(), key=lambda t: t["nodeid"]),
+        "run": state.run
+        or {"update": False, "compat": False, "exitstatus": None, "duration": 0.0, "partial": True},
     }
+    if state.rootdir is not None:
+        doc["rootdir"] = state.rootdir
+    return doc
+
+
+def repo_rootdir(rootdir: Path) -> str | None:
+    """`rootdir` relative to the git work tree it is in ("." at its top; None outside one).
+
+    Paths in the report (test node ids, call sites) are relative to pytest's
+    rootdir; with this, the matrix gives them from the repository, as CI
+    annotations need them (a cell's rootdir is often a subfolder).
+    """
+    for folder in (rootdir, *rootdir.parents):
+        if (folder / ".git").exists():  # a folder, or a file in a worktree or submodule
+            return rootdir.relative_to(folder).as_posix()
+    return None
 
 
 def write_report(state: RunState, path: Path) -> None:

@@ -22,7 +22,7 @@ from .outcomes import Record
 
 if TYPE_CHECKING:
     from .audit import Auditor
-    from .schemas import EnvironmentDoc, LoadSiteDoc, StaleDoc, WrittenDoc
+    from .schemas import EnvironmentDoc, LoadSiteDoc, RunDoc, StaleDoc, TestDoc, WrittenDoc
 
 
 @dataclass
@@ -41,6 +41,12 @@ class RunState:
     stale: list[StaleDoc] = field(default_factory=list)
     load_sites: dict[str, LoadSiteDoc] = field(default_factory=dict)  # the runtime audit
     allowlist: list[str] = field(default_factory=list)  # the project's ini allowlist
+    # Every test's outcome (controller only: xdist hands it every worker's reports),
+    # recorded when a report is written.
+    tests: dict[str, TestDoc] = field(default_factory=dict)
+    started: float = 0.0  # time.monotonic() at configure
+    rootdir: str | None = None  # pytest's rootdir in its git work tree (see repo_rootdir)
+    run: RunDoc | None = None  # how pytest's session went, once it finished
 
     def add_load_sites(self, sites: list[LoadSiteDoc]) -> None:
         """Merge audited torch.load call sites (deduplicated by site and decision)."""

@@ -22,8 +22,27 @@ Outcome = Literal["ok", "blocked", "missing", "mismatch", "error"]
 #: Good to bad, as reports list them.
 OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
 
-#: How a reader meets a name: as a GLOBAL, or as a type BUILD / NEWOBJ checks.
-Kind = Literal["global", "build", "newobj"]
+TestOutcome = Literal["passed", "skipped", "xfailed", "xpassed", "failed", "error"]
+#: A test's outcome in one run, good to bad (`error`: setup, teardown or collection failed).
+TEST_OUTCOMES: Final[tuple[TestOutcome, ...]] = get_args(TestOutcome)
+#: The test outcomes that make a run red.
+TEST_FAILURES: Final[frozenset[TestOutcome]] = frozenset({"failed", "error"})
+
+CellStatus = Literal["ok", "failed", "crashed"]
+#: A matrix cell, good to bad: `ok`; `failed`: its phases ran to the end but tests of the
+#: project failed for reasons other than a compatibility finding; `crashed`: a phase did not
+#: run to the end (install failed, pytest stopped early or wrote no report).
+CELL_STATUSES: Final[tuple[CellStatus, ...]] = get_args(CellStatus)
+
+SiteState = Literal["works", "at-risk", "fails"]
+#: A `torch.load` call site in one reader, good to bad: `works`; `at-risk`: the call went
+#: through without `weights_only=True` and the file would not load with it; `fails`: the
+#: real call raised.
+SITE_STATES: Final[tuple[SiteState, ...]] = get_args(SiteState)
+
+#: How a reader meets a name: as a GLOBAL, or as a type BUILD / NEWOBJ checks;
+#: "setitem": what a file writes into (a tensor, a storage: always dangerous).
+Kind = Literal["global", "build", "newobj", "setitem"]
 
 
 def is_allowed(status: str) -> bool:

@@ -70,11 +70,12 @@ def lfs_pointer(path: Path) -> None:
 
 
 def safetensors(path: Path) -> None:
-    # The format: u64 little-endian header size, a JSON header, then raw tensor bytes.
+    # The format: u64 little-endian header size, a JSON header, then raw tensor bytes;
+    # here the header declares 8 bytes of data and the file holds 4 (a cut download).
     header = json.dumps(
         {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "__metadata__": {}}
     ).encode()
-    path.write_bytes(struct.pack("<Q", len(header)) + header + struct.pack("<2f", 1.0, 2.0))
+    path.write_bytes(struct.pack("<Q", len(header)) + header + struct.pack("<f", 1.0))
 
 
 def onnx(path: Path) -> None:
@@ -216,7 +217,7 @@ BROKEN: tuple[Broken, ...] = (
     ),
     Broken("corrupt-deflate", ".pt", corrupt_deflate, "archive/data.pkl"),
     Broken("lfs-pointer", ".pt", lfs_pointer, "a Git LFS pointer"),
-    Broken("model", ".safetensors", safetensors, "a safetensors file"),
+    Broken("model", ".safetensors", safetensors, "invalid safetensors file: incomplete metadata"),
     Broken("model", ".onnx", onnx, "an ONNX model"),
     Broken("arrays", ".npz", npz, "an npz archive"),
     Broken("array", ".npy", npy, "a numpy .npy file"),
@@ -238,7 +239,7 @@ BROKEN: tuple[Broken, ...] = (
         "declares 18,446,744,073,709,551,615 bytes",
     ),
     Broken("zip-bomb-header", ".pt", zip64_deflated(3 << 30), "refusing to inflate it"),
-    Broken("directory", "", directory, "is a directory"),
+    Broken("directory", "", directory, "no checkpoint file in this directory (it is empty)"),
     Broken("missing", ".pt", missing, "no such file"),
     Broken("fifo", ".pt", fifo, "not a regular file (a named pipe)"),
 )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Merge cell reports (`ckptcompat.report/1`, one per reader) into one matrix document.
+"""Merge cell reports (`ckptcompat.report/1`) into one matrix document.
 
 `ckptcompat.matrix/1` (matrix/report/matrix.json, what `ckptcompat gate` reads):
 
@@ -8,17 +8,33 @@
       "writers": ["torch2.4.1-numpy1.25.2-py3.11", ...],
       "artifacts": ["hparams", ...],
       "outcomes": [{"artifact", "writer", "reader", "outcome", "blocked", "missing",
-                    "message", "test"}],
+                    "message", "test", "stale"}],
       "globals": [{"name", "artifacts": [...], "status": {reader: "allowed" |
                    "allowed-user" | "blocked" | "missing"}, "fix": {...}}],
-      "counts": {"ok": 40, "blocked": 12, ...}
+      "counts": {"ok": 40, "blocked": 12, ...},
+      "cells": [{"tag", "status": "ok" | "failed" | "crashed",
+                 "phases": {"write": {...}, "read": {"status", "problem", "exitstatus",
+                            "duration", "tests": {"passed": 8}, "report", "log"}}}],
+      "tests": [{"nodeid", "site", "reader", "outcome", "phase", "finding", "message", "where"}],
+      "load_sites": [{"site", "project_site", "reader", "state": "works" | "at-risk" | "fails",
+                      "weights_only", "calls", "blocked", "error", "fix", "tests"}],
+      "not_read": [{"artifact", "writer", "reader", "why"}],
+      "stale_globals": [{"name", "artifacts", "writers"}],
+      "totals": {"expected", "read", "not_read", "stale"}
     }
 
-One outcome per (artifact, writer, reader): the stored golden of `writer`
-read by `reader`. A reader whose own golden is absent (its write phase
-failed) contributes its live roundtrip as the (reader, reader) outcome. A
-global's status in a reader is the worst it had in any load there (missing >
-blocked > allowed-user > allowed); absent means no file holding it was read.
+Each cell gives the report of its read phase and, from a matrix run, of its
+write phase too (`<tag>.write.json`: which goldens this run wrote, and how the
+project's tests went there). One outcome per (artifact, writer, reader): the
+stored golden of `writer` read by `reader`. A golden this run's write phase
+did not rewrite is `stale` (its reason says why); the globals table is built
+from current files only, and names that only stale files hold are listed
+apart. A reader whose own golden is absent contributes its live roundtrip as
+the (reader, reader) outcome. A global's status in a reader is
+the worst it had in any load there (missing > blocked > allowed-user >
+allowed); absent means no file holding it was read. `expected` = readers x
+writers x artifacts = `read` + `not_read`: every grid square has an outcome or
+a reason.
 """
 
 from __future__ import annotations
@@ -33,22 +49,35 @@ from typing import Any, cast
 
 from .. import schemas
 from .._version import __version__
-from ..environment import tag_key
+from ..environment import parse_tag, tag_key
 from ..errors import ReportError
-from ..files import sha256
 from ..scan import releases
 from ..scan.fixes import Fix, fix_for_name, snippet
 from ..scan.names import is_numpy_2_only
+from ..scan.snippet import digest
 from ..schemas import (
     FixCheckDoc,
+    MatrixCell,
     MatrixDoc,
     MatrixFix,
     MatrixFixCheck,
     MatrixGlobal,
+    MatrixNotRead,
     MatrixOutcome,
+    MatrixPhase,
     MatrixReader,
+    MatrixTest,
 )
-from ..vocab import OUTCOMES, is_allowed, status_rank
+from ..vocab import OUTCOMES, TEST_OUTCOMES, is_allowed, status_rank
+from .cells import (
+    MATRIX_PHASES,
+    cell_entry,
+    missing_phase,
+    phase_entry,
+    phase_of,
+    site_rows,
+    test_rows,
+)
 
 
 def read_json(path: Path, accepted: Sequence[str]) -> dict[str, Any]:
@@ -72,7 +101,12 @@ class _Cell:
     path: Path
     reader: dict[str, Any]
     records: list[dict[str, Any]]
-    allowlist: list[str]
+    phase: str  # write, read
+    doc: dict[str, Any]
+
+    @property
+    def tag(self) -> str:
+        return str(self.reader["tag"])
 
 
 def _read_cell(path: Path, doc: dict[str, Any]) -> _Cell:
@@ -86,10 +120,15 @@ def _read_cell(path: Path, doc: dict[str, Any]) -> _Cell:
             raise ReportError(f"{path}: records[{i}] lacks artifact/writer/outcome/kind")
         if r["outcome"] not in OUTCOMES:
             raise ReportError(f"{path}: records[{i}]: unknown outcome {r['outcome']!r}")
-    allowlist = doc.get("allowlist", [])  # absent in reports of older plugins
-    if not isinstance(allowlist, list) or not all(isinstance(n, str) for n in allowlist):
-        raise ReportError(f"{path}: 'allowlist' is not a list of names")
-    return _Cell(path, reader, records, allowlist)
+    for key in ("tests", "load_sites", "written", "allowlist"):
+        if key in doc and not isinstance(doc[key], list):
+            raise ReportError(f"{path}: {key!r} is not a list")
+    for i, t in enumerate(doc.get("tests", [])):
+        if not isinstance(t, dict) or not {"nodeid", "outcome"} <= set(t):
+            raise ReportError(f"{path}: tests[{i}] lacks nodeid/outcome")
+        if t["outcome"] not in TEST_OUTCOMES:
+            raise ReportError(f"{path}: tests[{i}]: unknown outcome {t['outcome']!r}")
+    return _Cell(path, reader, records, phase_of(doc), doc)
 
 
 def _fix_check(path: Path, doc: dict[str, Any]) -> FixCheckDoc:
@@ -103,37 +142,79 @@ def _fix_check(path: Path, doc: dict[str, Any]) -> FixCheckDoc:
     return cast(FixCheckDoc, doc)
 
 
-def merge_reports(paths: Iterable[Path]) -> MatrixDoc:
-    """The `ckptcompat.matrix/1` document of these cell reports (one per reader).
+def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDoc:
+    """The `ckptcompat.matrix/1` document of these cell reports.
 
-    `ckptcompat.fixcheck/1` files among them (`ckptcompat check-fix`) say
-    what the matrix's own fix did in each reader.
+    Each cell gives its read phase's report (`<tag>.json`) and, when the
+    matrix ran both phases, its write phase's (`<tag>.write.json`). `expect`
+    names the cells the matrix has: one whose report is missing is a crashed
+    cell, not an absent one. `ckptcompat.fixcheck/1` files among them
+    (`ckptcompat check-fix`) say what the matrix's own fix did in each reader.
     """
-    cells: list[_Cell] = []
+    reports: list[_Cell] = []
     checks: list[FixCheckDoc] = []
     for path in map(Path, paths):
         doc = read_json(path, [schemas.REPORT, schemas.FIXCHECK])
         if doc["schema"] == schemas.FIXCHECK:
             checks.append(_fix_check(path, doc))
         else:
-            cells.append(_read_cell(path, doc))
-    if not cells:
+            reports.append(_read_cell(path, doc))
+    if not reports and not expect:
         raise ReportError("no cell reports given")
-    seen: dict[str, Path] = {}
-    for cell in cells:
-        tag = cell.reader["tag"]
-        if tag in seen:
-            raise ReportError(f"{cell.path}: reader {tag} also reported by {seen[tag]}")
-        seen[tag] = cell.path
+    by_tag: dict[str, dict[str, _Cell]] = {}
+    for report in reports:
+        first = by_tag.setdefault(report.tag, {}).get(report.phase)
+        if first is not None:
+            what = "reader" if report.phase == "read" else "write phase of"
+            raise ReportError(f"{report.path}: {what} {report.tag} also reported by {first.path}")
+        by_tag[report.tag][report.phase] = report
+    writes = {tag: p["write"] for tag, p in by_tag.items() if "write" in p}
+    reads = {tag: p["read"] for tag, p in by_tag.items() if "read" in p}
+    # Which goldens this run wrote is known once the write phase reported (or is expected to).
+    judge_writes = bool(writes) or bool(expect)
+    tags = sorted(set(expect) | set(by_tag), key=tag_key)
+    folder = reports[0].path.parent if reports else None
+
+    cells: list[MatrixCell] = []
+    for tag in tags:
+        phases: dict[str, MatrixPhase] = {}
+        for phase in MATRIX_PHASES:
+            given = by_tag.get(tag, {}).get(phase)
+            if given is not None:
+                phases[phase] = phase_entry(given.doc, given.path, tag, phase)
+            elif phase == "read" or judge_writes:
+                phases[phase] = missing_phase(tag, phase, folder)
+        cells.append(cell_entry(tag, phases))
+    crashed_readers = {
+        c["tag"]
+        for c in cells
+        if "read" not in c["phases"] or c["phases"]["read"]["status"] == "crashed"
+    }
+
+    written = {tag: {w["artifact"] for w in c.doc.get("written", [])} for tag, c in writes.items()}
+
+    def stale_reason(artifact: str, writer: str) -> str:
+        if not judge_writes:
+            return ""
+        if writer in written:
+            if artifact in written[writer]:
+                return ""
+            status = next(c["phases"]["write"]["status"] for c in cells if c["tag"] == writer)
+            return f"not rewritten by {writer}'s write phase in this run" + (
+                f" (it {status})" if status != "ok" else ""
+            )
+        if writer in tags:
+            return f"{writer}'s write phase wrote no report in this run"
+        return f"written by {writer}, which is not a cell of this run"
 
     outcomes: dict[tuple[str, str, str], MatrixOutcome] = {}
     live: dict[tuple[str, str, str], MatrixOutcome] = {}
-    statuses: dict[str, dict[str, str]] = {}
-    holders: dict[str, set[str]] = {}
-    for cell in cells:
-        reader = cell.reader["tag"]
+    found: list[tuple[dict[str, Any], str, str]] = []  # (record, reader, stale reason)
+    for reader, cell in reads.items():
         for r in cell.records:
             key = (r["artifact"], r["writer"], reader)
+            golden = r["kind"] == "golden"
+            stale = stale_reason(r["artifact"], r["writer"]) if golden else ""
             row: MatrixOutcome = {
                 "artifact": r["artifact"],
                 "writer": r["writer"],
@@ -143,51 +224,157 @@ def merge_reports(paths: Iterable[Path]) -> MatrixDoc:
                 "missing": list(r.get("missing", [])),
                 "message": r.get("message", ""),
                 "test": r.get("test", ""),
+                "stale": stale,
+                "duration": float(r.get("duration", 0.0) or 0.0),
             }
-            (outcomes if r["kind"] == "golden" else live)[key] = row
-            for name, status in r.get("globals", {}).items():
-                have = statuses.setdefault(name, {}).get(reader)
-                if have is None or status_rank(status) > status_rank(have):
-                    statuses[name][reader] = status
-                holders.setdefault(name, set()).add(r["artifact"])
+            (outcomes if golden else live)[key] = row
+            found.append((r, reader, stale))
     for key, row in live.items():
-        outcomes.setdefault(key, row)  # the reader's own golden is missing: its live roundtrip
+        # The reader's own golden is missing: what its code saves now stands in. A stale
+        # one stays, marked: its square says what the reader does with that file.
+        outcomes.setdefault(key, row)
 
-    readers: list[MatrixReader] = sorted(
-        (_reader(c) for c in cells), key=lambda e: tag_key(e["tag"])
-    )
+    statuses: dict[str, dict[str, str]] = {}
+    holders: dict[str, set[str]] = {}
+    stale_only: dict[str, tuple[set[str], set[str]]] = {}
+    for r, reader, stale in found:
+        for name, status in r.get("globals", {}).items():
+            if stale:  # a stale file blames nothing on the code of this run
+                arts, writers_ = stale_only.setdefault(name, (set(), set()))
+                arts.add(r["artifact"])
+                writers_.add(r["writer"])
+                continue
+            have = statuses.setdefault(name, {}).get(reader)
+            if have is None or status_rank(status) > status_rank(have):
+                statuses[name][reader] = status
+            holders.setdefault(name, set()).add(r["artifact"])
+
+    readers = [_reader(by_tag.get(tag, {}), tag) for tag in tags]  # every cell reads
     rows = sorted(
         outcomes.values(), key=lambda o: (o["artifact"], tag_key(o["writer"]), tag_key(o["reader"]))
     )
+    # A cell whose write phase wrote nothing is still a writer: its row says why it is empty.
+    writers = sorted(
+        {o["writer"] for o in rows} | (set(tags) if judge_writes else set()), key=tag_key
+    )
+    artifacts = sorted({o["artifact"] for o in rows})
+    tests = test_rows({tag: {ph: c.doc for ph, c in p.items()} for tag, p in by_tag.items()})
+    not_read = _not_read(
+        artifacts,
+        writers,
+        [r["tag"] for r in readers],
+        outcomes,
+        written if judge_writes else None,
+        crashed_readers,
+        tests,
+    )
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    allowlist = list(dict.fromkeys(n for c in cells for n in c.allowlist))
+    allowlist = list(dict.fromkeys(n for c in reads.values() for n in c.doc.get("allowlist", [])))
     return {
         "schema": schemas.MATRIX,
         "plugin": __version__,
         "created": created,
         "readers": readers,
-        "writers": sorted({o["writer"] for o in rows}, key=tag_key),
-        "artifacts": sorted({o["artifact"] for o in rows}),
+        "writers": writers,
+        "artifacts": artifacts,
         "outcomes": rows,
         "globals": [
             _global(name, sorted(holders[name]), statuses[name])
             for name in sorted(statuses, key=lambda n: (_global_rank(statuses[n]), n))
         ],
         "counts": {o: n for o, n in Counter(r["outcome"] for r in rows).items()},
+        "cells": cells,
+        "tests": tests,
+        "load_sites": site_rows({tag: c.doc for tag, c in reads.items()}),
+        "not_read": not_read,
+        "stale_globals": [
+            {"name": n, "artifacts": sorted(a), "writers": sorted(w, key=tag_key)}
+            for n, (a, w) in sorted(stale_only.items())
+            if n not in statuses
+        ],
+        "totals": {
+            "expected": len(readers) * len(writers) * len(artifacts),
+            "read": len(rows),
+            "not_read": len(not_read),
+            "stale": sum(1 for r in rows if r["stale"]),
+        },
         "allowlist": allowlist,
         "fix": _fix_check_summary(statuses, allowlist, rows, readers, checks),
     }
 
 
-def _reader(cell: _Cell) -> MatrixReader:
+def _not_read(
+    artifacts: list[str],
+    writers: list[str],
+    readers: list[str],
+    outcomes: dict[tuple[str, str, str], MatrixOutcome],
+    written: dict[str, set[str]] | None,
+    crashed: set[str],
+    tests: list[MatrixTest],
+) -> list[MatrixNotRead]:
+    """Every (artifact, writer, reader) of the grid without an outcome, and why.
+
+    `written`: what each writer's write phase wrote in this run (None: unknown).
+    """
+    checked_by: dict[str, str] = {}  # artifact -> the test that checks it
+    for o in outcomes.values():
+        checked_by.setdefault(o["artifact"], o["test"])
+    test_in = {(t["nodeid"], t["reader"]): t for t in tests}
+    rows: list[MatrixNotRead] = []
+    for artifact in artifacts:
+        for writer in writers:
+            for reader in readers:
+                if (artifact, writer, reader) in outcomes:
+                    continue
+                test = checked_by.get(artifact, "")
+                ran = test_in.get((test, reader))
+                if reader in crashed:
+                    why = f"{reader}'s read phase did not run to the end"
+                elif written is not None and writer not in written:
+                    why = f"{writer}'s write phase wrote no report in this run"
+                elif written is not None and artifact not in written[writer]:
+                    why = f"{writer} wrote no {artifact} golden in this run"
+                elif test and ran is None:
+                    why = f"{test}, which reads it, did not run in {reader}"
+                elif (
+                    ran is not None and ran["outcome"] in ("failed", "error") and not ran["finding"]
+                ):
+                    why = f"{test}, which reads it, {ran['outcome']} in {reader} first"
+                else:
+                    why = f"{reader} found no golden of {artifact} from {writer}"
+                rows.append({"artifact": artifact, "writer": writer, "reader": reader, "why": why})
+    return rows
+
+
+def _reader(phases: dict[str, _Cell], tag: str) -> MatrixReader:
+    cell = phases.get("read") or phases.get("write")
+    if cell is None:  # a cell that reported nothing: what its tag says
+        parts = parse_tag(tag) or {}
+        return {
+            "tag": tag,
+            "torch": parts.get("torch"),
+            "numpy": parts.get("numpy"),
+            "python": parts.get("python", ""),
+            "platform": "",
+            "report": "",
+            "rootdir": None,
+        }
     r = cell.reader
     return {
-        "tag": r["tag"],
+        "tag": tag,
         "torch": r.get("torch"),
         "numpy": r.get("numpy"),
         "python": r.get("python", ""),
         "platform": r.get("platform", ""),
-        "report": str(cell.path),
+        "report": str(cell.path) if "read" in phases else "",
+        "rootdir": next(
+            (
+                str(c.doc["rootdir"])
+                for c in phases.values()
+                if isinstance(c.doc.get("rootdir"), str)
+            ),
+            None,
+        ),
     }
 
 
@@ -242,7 +429,7 @@ def _fix_check_summary(
     """What the matrix's snippet did in each reader: verified, failed, or not checked."""
     fix = matrix_snippet(statuses, allowlist)
     code = fix.code[0] if fix else ""
-    digest = sha256(code.encode())
+    sha = digest(code)
     covered = set(fix.entries) if fix else set()
     by_reader = {c["reader"]["tag"]: c for c in checks}
     verdicts: dict[str, str] = {}
@@ -257,7 +444,7 @@ def _fix_check_summary(
         if check is None:
             verdicts[tag] = "not checked"
             continue
-        if check["snippet_sha256"] != digest:
+        if check["snippet_sha256"] != sha:
             verdicts[tag] = "stale (checked another snippet)"
             continue
         loads = {(r["artifact"], r["writer"]): r for r in check["results"]}
@@ -273,7 +460,7 @@ def _fix_check_summary(
                     f"fix: {why}"
                 )
         verdicts[tag] = "verified" if len(failures) == before else "failed"
-    return {"snippet": code, "sha256": digest, "readers": verdicts, "failures": failures}
+    return {"snippet": code, "sha256": sha, "readers": verdicts, "failures": failures}
 
 
 def _fix_should_load(row: MatrixOutcome, covered: set[str]) -> bool:

@@ -92,6 +92,37 @@ def import_dotted(name: str) -> object:
     raise ModuleNotFoundError(f"No module named {parts[0]!r}")
 
 
+def own_name(obj: object) -> str | None:
+    """`module.qualname` as this Python and numpy write `obj` in a pickle (None: no such name)."""
+    module = getattr(obj, "__module__", None) or "builtins"
+    qualname = getattr(obj, "__qualname__", None)
+    if (
+        not isinstance(qualname, str)
+        or getattr(obj, "__name__", None) != qualname.rpartition(".")[2]
+    ):
+        return None
+    return f"{module}.{qualname}"
+
+
+def spellings(name: str) -> frozenset[str]:
+    """`name`, and every other name the same object is written under here.
+
+    `pathlib.PurePosixPath` -> also `pathlib._local.PurePosixPath` on Python 3.13;
+    `numpy.core.multiarray.scalar` -> also `numpy._core.multiarray.scalar`. An entry
+    that names nothing here stands for itself only.
+    """
+    out = {name}
+    if other := other_numpy_spelling(name):
+        out.add(other)
+    try:
+        obj = resolve(name)
+    except SafeGlobalError:
+        return frozenset(out)
+    if own := own_name(obj):
+        out.add(own)
+    return frozenset(out)
+
+
 def torch_key(obj: object, rules: TorchRules) -> str:
     """The key torch computes for an object registered without a name."""
     module = getattr(obj, "__module__", None) or "builtins"
@@ -121,13 +152,17 @@ class Allowlist:
             except SafeGlobalError as exc:
                 missing[name] = str(exc)
                 continue
-            types.add(
-                f"{getattr(obj, '__module__', 'builtins')}.{getattr(obj, '__qualname__', '')}"
-            )
+            own = f"{getattr(obj, '__module__', 'builtins')}.{getattr(obj, '__qualname__', '')}"
+            types.add(own)
             # Keyed by the entry's own spelling on every torch (an alias where the
-            # object is spelled otherwise here: the snippet we print does the same).
+            # object is spelled otherwise here: the snippet we print does the same),
+            # and by the object's own name, which is what this Python and numpy
+            # write (`pathlib._local.PurePosixPath` on Python 3.13).
             entries.append(named(obj, name))
             keys.add(name)
+            if own != name and getattr(obj, "__name__", None) == own.rpartition(".")[2]:
+                entries.append(obj)
+                keys.add(own)
         return cls(entries, frozenset(keys), frozenset(types), missing)
 
     @classmethod

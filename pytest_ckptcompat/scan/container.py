@@ -8,6 +8,11 @@ Formats, as `torch.load` tells them apart:
 - `torch-legacy`: the pre-1.6 format, five pickles in a row (magic number,
   protocol, sys info, the object, storage keys) followed by raw storages.
 - `pickle`: any other pickle (`pickle.dump`); torch rejects it as a checkpoint.
+- `zip`, `npz`, `npy`, `tar`, `compressed` (gzip, bz2, xz): containers people
+  scan (torch.load refuses them under weights_only): their pickles are
+  collected for what they would run.
+- `safetensors`: no pickle at all; its header is read and validated
+  (`scan.safetensors`), its tensor bytes never.
 
 Nothing here unpickles anything; tensor data is never read. Large files are
 memory-mapped so a 1 GiB checkpoint costs what its pickle costs. Zip archives
@@ -22,7 +27,9 @@ pickle's STOP are found by `scan`, which walks the pickles.)
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import mmap
 import os
 import re
@@ -35,9 +42,30 @@ from ..errors import PickleFormatError, UnreadableCheckpointError
 from . import releases
 from .machine import PickleFacts, analyze
 from .releases import Release
-from .ziparchive import LOCAL_SIG, TORCH_METHODS, Buffer, ZipArchive, ZipEntry, ZipError
+from .safetensors import Header, looks_like_safetensors, read_header
+from .ziparchive import (
+    LOCAL_SIG,
+    MAX_MEMBER_BYTES,
+    TORCH_METHODS,
+    Buffer,
+    ZipArchive,
+    ZipEntry,
+    ZipError,
+    decompress_file,
+)
 
-Format = Literal["torch-zip", "torchscript", "torch-legacy", "pickle", "zip", "npz", "npy"]
+Format = Literal[
+    "torch-zip",
+    "torchscript",
+    "torch-legacy",
+    "pickle",
+    "zip",
+    "npz",
+    "npy",
+    "tar",
+    "compressed",
+    "safetensors",
+]
 
 # torch's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -73,6 +101,14 @@ class Checkpoint:
     # Parts that could not be read. Fatal unless something read elsewhere in
     # the file can run code: a danger is reported whatever else is wrong.
     errors: list[str] = field(default_factory=list)
+    # TorchScript code members that define `__setstate__`: torch.jit.load runs it
+    # while it loads the archive (and torch < 2.6's torch.load calls torch.jit.load).
+    load_code: list[str] = field(default_factory=list)
+    # What `show` and `diff` read besides the pickles: the archive (its members'
+    # sizes) and torch's view of it, or a safetensors file's validated header.
+    archive: ZipArchive | None = None
+    layout: ZipLayout | None = None
+    header: Header | None = None
 
 
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -101,9 +137,12 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise UnreadableCheckpointError(shown, exc.strerror or str(exc)) from None
     with fh:
         head = fh.read(512)
-        if not head.startswith(b"PK"):
+        safetensors = looks_like_safetensors(head)
+        if not head.startswith(b"PK") and not safetensors:
             _reject_known_non_pickles(shown, head)
         data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    if safetensors:
+        return _safetensors(shown, data)
     return _checkpoint(shown, data)
 
 
@@ -111,9 +150,29 @@ def checkpoint_from_bytes(data: bytes, shown: str = "<torch.save output>") -> Ch
     """`open_checkpoint` for bytes held in memory (what `torch.save` wrote to a buffer)."""
     if not data:
         raise UnreadableCheckpointError(shown, "empty (0 bytes)")
+    if looks_like_safetensors(data[:512]):
+        return _safetensors(shown, data)
     if not data.startswith(b"PK"):
         _reject_known_non_pickles(shown, data[:512])
     return _checkpoint(shown, data)
+
+
+def _safetensors(shown: str, data: Buffer) -> Checkpoint:
+    """A safetensors file: no pickle; its header validated as safetensors validates it.
+
+    The first 8 bytes are a length, and can also be the start of a pickle
+    (`torch.load(weights_only=False)` would unpickle any file that is not a
+    zip): then the bytes are walked as a pickle too, optionally, so that a
+    file made to be both is reported for what it would run.
+    """
+    maybe_pickle = [PickleBlob("<pickle>", data, optional=True)] if data[0] in _PICKLE_START else []
+    try:
+        header = read_header(data, shown)
+    except UnreadableCheckpointError as exc:
+        if not maybe_pickle:
+            raise
+        return Checkpoint(shown, "safetensors", maybe_pickle, errors=[exc.problem])
+    return Checkpoint(shown, "safetensors", maybe_pickle, header=header)
 
 
 def _checkpoint(shown: str, data: Buffer) -> Checkpoint:
@@ -126,6 +185,11 @@ def _checkpoint(shown: str, data: Buffer) -> Checkpoint:
         return ckpt
     if data[: len(_LEGACY_MAGIC)] == _LEGACY_MAGIC:
         return _legacy(shown, data)
+    if data[257:262] == b"ustar":
+        return _tar(shown, data)
+    for magic, kind in _COMPRESSED:
+        if data[: len(magic)] == magic:
+            return _compressed(shown, data, kind)
     if data[:6] == _NPY_MAGIC:
         start = _npy_pickle_start(data)
         if start is None:
@@ -171,14 +235,6 @@ def _reject_known_non_pickles(shown: str, head: bytes) -> None:
         raise UnreadableCheckpointError(
             shown, "a Git LFS pointer, not the checkpoint: run `git lfs pull`"
         )
-    if len(head) > 262 and head[257:262] == b"ustar":
-        raise UnreadableCheckpointError(
-            shown,
-            "a legacy .tar checkpoint (torch < 0.4): torch.load(weights_only=True) "
-            "refuses this format; re-save it with a current torch",
-        )
-    if head[8:10] == b'{"' and head[4:8] == b"\0\0\0\0":  # u64 header size, then JSON
-        raise UnreadableCheckpointError(shown, "a safetensors file: load it with safetensors")
     if _looks_like_onnx(head):
         raise UnreadableCheckpointError(
             shown, "an ONNX model, not a torch checkpoint: load it with onnx / onnxruntime"
@@ -195,10 +251,13 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
         raise UnreadableCheckpointError(shown, "an empty zip archive")
     layout = zip_layout(archive)
     ckpt = Checkpoint(shown, _zip_format(archive, layout), problems=[*archive.refusals])
+    ckpt.archive, ckpt.layout = archive, layout
     ckpt.pickles = _zip_pickles(archive, "", 0, layout, ckpt.errors)
     if not ckpt.pickles and not ckpt.errors:
         kind = "an npz archive" if ckpt.format == "npz" else "a zip archive"
         raise UnreadableCheckpointError(shown, f"{kind} without any pickle, not a torch checkpoint")
+    if ckpt.format == "torchscript":
+        ckpt.load_code = _load_time_code(archive)
     if ckpt.format in ("torch-zip", "torchscript"):
         ckpt.problems += layout.problems
         if ckpt.format == "torch-zip" and layout.main is not None:
@@ -249,6 +308,28 @@ def _zip_format(archive: ZipArchive, layout: ZipLayout) -> Format:
     if names and all(n.endswith(b".npy") for n in names):
         return "npz"
     return "zip"
+
+
+def _load_time_code(archive: ZipArchive) -> list[str]:
+    """The TorchScript source members that define `__setstate__`.
+
+    torch.jit.load compiles every `code/**.py` member and calls the
+    `__setstate__` of each scripted object it unpickles: that method is the
+    archive's own code, run while loading (torch <= 2.5.1 does this even for
+    `torch.load(weights_only=True)`: CVE-2025-32434). Any `.py` member is read,
+    in any letter case, as miniz finds records case-insensitively.
+    """
+    found = []
+    for entry in archive.entries:
+        if entry.is_dir or not entry.raw.lower().endswith(b".py"):
+            continue
+        try:
+            source = archive.read(entry)
+        except ZipError:
+            continue  # unreadable code cannot be compiled either
+        if b"__setstate__" in source:
+            found.append(entry.name)
+    return found
 
 
 @dataclass(frozen=True)
@@ -385,11 +466,13 @@ def _zip_pickles(
             elif low.endswith(_NESTED_BYTES) and depth < _MAX_DEPTH:
                 pickles += _nested(archive, entry, name, depth + 1)
             elif not _TORCH_RECORD.fullmatch(entry.raw):
-                head = archive.head(entry, 1)
+                head = archive.head(entry, len(_NPY_MAGIC))
                 if head and head[0] in _PICKLE_START:
                     # Under another name (`data.txt`), a pickle is still a pickle
                     # to whoever calls pickle.load on it.
                     pickles.append(PickleBlob(name, archive.read(entry), optional=True))
+                elif head == _NPY_MAGIC:  # and a .npy is a .npy (numpy.load sniffs it)
+                    pickles += _npy_member(archive, entry, name)
         except ZipError as exc:
             if not depth:  # a broken nested archive is its own business, not this file's
                 errors.append(f"cannot read zip member {exc}")
@@ -398,9 +481,11 @@ def _zip_pickles(
 
 def _nested(archive: ZipArchive, entry: ZipEntry, name: str, depth: int) -> list[PickleBlob]:
     """The pickles in one member that may be an archive or a pickle itself."""
-    head = archive.head(entry, 4)
+    head = archive.head(entry, len(_NPY_MAGIC))
     try:
-        if head == LOCAL_SIG:
+        if head == _NPY_MAGIC:  # `weights.bin` may well be a .npy
+            return _npy_member(archive, entry, name)
+        if head[:4] == LOCAL_SIG:
             window = archive.window(entry)
             # A stored archive is read in place; a deflated one is inflated (bounded).
             inner = ZipArchive(*window) if window else ZipArchive(archive.read(entry))
@@ -460,6 +545,89 @@ def _npy_member(archive: ZipArchive, entry: ZipEntry, name: str) -> list[PickleB
     data = archive.read(entry)
     start = _npy_pickle_start(data)
     return [] if start is None else [PickleBlob(f"{name} (object array)", data, start)]
+
+
+# --- tar archives: torch < 0.4's format, or any tarball of checkpoints -----------------------
+
+_LEGACY_TAR: Final = (
+    "a legacy .tar checkpoint (torch < 0.4): torch.load(weights_only=True) refuses this format; "
+    "re-save it with a current torch"
+)
+
+
+def _tar(shown: str, data: Buffer) -> Checkpoint:
+    """The pickles in a tar archive (its members are read, never extracted).
+
+    torch < 0.4 wrote `sys_info`, `pickle`, `tensors` and `storages` members,
+    all pickles; torch.load(weights_only=True) refuses the format, and
+    weights_only=False unpickles them. So the archive is unreadable to the scan
+    (one line, exit 2) unless one of its pickles, or of the archives in it,
+    can run code.
+    """
+    import tarfile  # here: only a legacy tar needs it (the scan path starts without it)
+
+    ckpt = Checkpoint(shown, "tar", errors=[_LEGACY_TAR])
+    try:
+        if isinstance(data, mmap.mmap):
+            data.seek(0)
+        source = data if isinstance(data, mmap.mmap) else io.BytesIO(data)
+        with tarfile.open(fileobj=source, mode="r:") as tar:
+            for member in tar:
+                if not member.isfile() or member.size > MAX_MEMBER_BYTES:
+                    continue
+                fh = tar.extractfile(member)
+                body = fh.read() if fh is not None else b""
+                name = member.name
+                if body[:4] == LOCAL_SIG:
+                    try:
+                        inner = ZipArchive(body)
+                    except ZipError:
+                        continue
+                    ckpt.pickles += _zip_pickles(inner, f"{name}!/", 1, None, [])
+                elif body[:6] == _NPY_MAGIC:
+                    start = _npy_pickle_start(body)
+                    if start is not None:
+                        ckpt.pickles.append(PickleBlob(f"{name} (object array)", body, start))
+                elif body[:1] and body[0] in _PICKLE_START:
+                    ckpt.pickles.append(PickleBlob(name, body, optional=True))
+    except (tarfile.TarError, EOFError, OSError):
+        pass  # what was read so far is judged; the rest is not a tar torch could read either
+    return ckpt
+
+
+# --- compressed files: `model.pkl.gz`, joblib's compressed pickles -------------------------
+
+_COMPRESSED: Final = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+#: At most this much is decompressed: a pickle runs from its first byte, so
+#: what a longer file hides past it is read only as far as this.
+MAX_DECOMPRESSED: Final = 256 << 20
+
+
+def _decompressed(data: Buffer, kind: str) -> bytes:
+    """Up to `MAX_DECOMPRESSED` bytes of the (first) compressed stream; what precedes an error."""
+    return decompress_file(data, kind, MAX_DECOMPRESSED)
+
+
+def _compressed(shown: str, data: Buffer, kind: str) -> Checkpoint:
+    """The pickles of a gzip / bz2 / xz file (torch.load reads none; pickle.load of it does).
+
+    Unreadable to the scan (one line, exit 2), unless the pickle or archive
+    inside can run code.
+    """
+    what = f"a {kind}-compressed file: torch.load does not read it; decompress it first"
+    ckpt = Checkpoint(shown, "compressed", errors=[what])
+    inner = _decompressed(data, kind)
+    name = f"<{kind}-decompressed>"
+    if inner[:4] == LOCAL_SIG:
+        with contextlib.suppress(ZipError):
+            ckpt.pickles = _zip_pickles(ZipArchive(inner), f"{name}!/", 1, None, [])
+    elif inner[:6] == _NPY_MAGIC:
+        start = _npy_pickle_start(inner)
+        if start is not None:
+            ckpt.pickles.append(PickleBlob(f"{name} (object array)", inner, start))
+    elif inner[:1] and inner[0] in _PICKLE_START:
+        ckpt.pickles.append(PickleBlob(name, inner, optional=True))
+    return ckpt
 
 
 # --- torch's legacy format -----------------------------------------------------------------

@@ -8,19 +8,27 @@ list: advice never depends on it alone. `plaindata` says what may be
 allowlisted; everything else is "review", and a name here is never made
 loadable by any allowlist.
 
-Four rules, each closing a known way around a plain name list:
+Five rules, each closing a known way around a plain name list:
 
 - a whole module is dangerous when any of its attributes is (`os.*`,
   `importlib.*`, `marshal.*`, `runpy.*`, `mailcap.*`: picklescan#69, #74);
 - private helpers of otherwise harmless modules that run commands
   (`uuid._get_command_stdout`, `_osx_support._read_output`: advisories
-  against picklescan in 2025) are listed by name or by private prefix;
+  against picklescan in 2025) are listed by name or by private prefix, and
+  so are the code loaders among `torch._C`'s hundreds of names (`_jit*`);
+- numpy's file readers and writers are dangerous under any numpy module
+  that spells them (`numpy.fromfile`, `numpy._core.multiarray.fromfile`);
 - a *dotted* attribute (`posixpath` + `os.system`) walks from one object to
   another, as `pickle` resolves it for protocol 4+, so it can reach anything:
   always dangerous, whatever the module;
 - Python 2 spellings (`__builtin__.eval`, `urllib2.urlopen`) are the same
   objects as their Python 3 names (`pickle` maps them when it loads), so they
   are judged by those names (`names.py3_name`).
+
+The list holds every name of picklescan's, modelscan's, fickling's and
+modelaudit's lists that can run code, touch files or the network (their
+published bypasses are tests/advisory_corpus.py), and gadgets none of them
+lists (`typing.get_type_hints` evaluates string annotations).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ _FILES: Final = "reads or writes files"
 _NETWORK: Final = "opens network connections"
 _PICKLES: Final = "unpickles more data without restriction"
 _PROCESS: Final = "controls the process or the interpreter"
+_REACH: Final = "reaches objects the pickle does not name, as getattr does"
 
 # Whole modules whose every attribute is dangerous, and why.
 _MODULES: Final[dict[str, str]] = {
@@ -52,7 +61,8 @@ _MODULES: Final[dict[str, str]] = {
             "numpy.f2py", "numpy.distutils", "numpy.ctypeslib", "pandas.core.computation",
             "sympy.parsing", "jinja2", "mako", "IPython", "_interpreters", "interpreters",
             "_xxsubinterpreters", "_interpqueues", "_interpchannels", "_testcapi",
-            "_testinternalcapi",
+            "_testinternalcapi", "lib2to3", "pexpect", "rlcompleter", "numpy._pytesttester",
+            "torch._ops", "torch._classes", "torch.utils.benchmark", "annotationlib",
         ),
         _COMMANDS,
     ),
@@ -61,6 +71,7 @@ _MODULES: Final[dict[str, str]] = {
             "importlib", "imp", "_imp", "_frozen_importlib", "_frozen_importlib_external",
             "pkgutil", "zipimport", "runpy", "marshal", "site", "_sitebuiltins", "ensurepip",
             "venv", "pip", "setuptools", "distutils", "zipapp", "py_compile", "compileall",
+            "pyclbr", "modulefinder",
         ),
         _IMPORTS,
     ),
@@ -69,7 +80,12 @@ _MODULES: Final[dict[str, str]] = {
             "shutil", "tempfile", "glob", "io", "_io", "fileinput", "linecache", "tarfile",
             "zipfile", "shelve", "dbm", "sqlite3", "mmap", "fcntl", "pstats", "logging.config",
             "logging.handlers", "torch.utils.tensorboard", "torch.onnx", "pandas.io",
-            "numpy.lib.npyio", "numpy.lib.format",
+            "numpy.lib.npyio", "numpy.lib.format", "numpy.lib._npyio_impl",
+            "numpy.lib._format_impl", "numpy._core.memmap", "numpy.core.memmap",
+            "filecmp", "syslog", "_sqlite3", "cgitb", "wave", "sunau", "aifc", "mailbox",
+            "readline", "netrc", "mimetypes", "xml.sax", "xml.dom", "xml.etree.ElementInclude",
+            "winreg", "_winreg", "msilib", "_posixshmem", "torch.serialization",
+            "torch.utils.data.datapipes", "torch.utils.file_baton", "torch.utils.hipify",
         ),
         _FILES,
     ),
@@ -79,32 +95,39 @@ _MODULES: Final[dict[str, str]] = {
             "asyncio", "asyncore", "asynchat", "smtpd", "http", "urllib", "urllib3", "requests",
             "httpx", "aiohttp", "xmlrpc", "ftplib", "smtplib", "telnetlib", "imaplib",
             "poplib", "nntplib", "wsgiref", "paramiko", "boto3", "botocore", "torch.hub",
-            "torch.distributed",
+            "torch.distributed", "numpy.lib._datasource", "torch.utils.model_zoo",
+            "huggingface_hub",
         ),
         _NETWORK,
     ),
     **dict.fromkeys(
         (
             "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "yaml",
-            "pandas.io.pickle", "torch.package",
+            "pandas.io.pickle", "torch.package", "torch.utils._config_module",
+            "torch.utils.show_pickle",
         ),
         _PICKLES,
     ),
     **dict.fromkeys(
         (
-            "sys", "signal", "resource", "multiprocessing", "concurrent", "threading",
-            "_thread", "torch.multiprocessing",
+            "sys", "signal", "_signal", "resource", "multiprocessing", "_multiprocessing",
+            "concurrent", "threading", "_thread", "torch.multiprocessing", "atexit",
+            "faulthandler",
         ),
         _PROCESS,
     ),
+    **dict.fromkeys(("gc", "inspect"), _REACH),
 }  # fmt: skip
 # Single names that are dangerous although their module is not.
 _NAMES: Final[dict[str, str]] = {
     **dict.fromkeys(
         (
             "builtins.eval", "builtins.exec", "builtins.compile", "builtins.breakpoint",
-            "builtins.input", "builtins.help", "builtins.apply", "builtins.execfile",
-            "builtins.reload", "builtins.exit", "builtins.quit", "functools.reduce",
+            "builtins.input", "builtins.raw_input", "builtins.help", "torch.compile",
+            "builtins.apply", "builtins.execfile", "builtins.reload", "builtins.exit",
+            "builtins.quit", "functools.reduce",
+            "typing.get_type_hints", "typing._eval_type", "typing.evaluate_forward_ref",
+            "typing_extensions.get_type_hints", "typing_extensions.evaluate_forward_ref",
             "functools.partial.__call__", "pandas.eval", "sympy.sympify",
             "copyreg._reconstructor_unsafe",
         ),
@@ -118,12 +141,18 @@ _NAMES: Final[dict[str, str]] = {
         _IMPORTS,
     ),
     **dict.fromkeys(
+        ("uuid.getnode", "uuid.uuid1"), "runs commands (ifconfig, ip, arp) to find a MAC address"
+    ),
+    **dict.fromkeys(
         (
             "builtins.open", "builtins.file", "codecs.open", "gzip.open", "gzip.GzipFile",
             "bz2.open", "bz2.BZ2File", "lzma.open", "lzma.LZMAFile", "logging.FileHandler",
             "logging.basicConfig", "numpy.load", "numpy.save", "numpy.savez",
             "numpy.savez_compressed", "numpy.fromfile", "numpy.memmap", "numpy.loadtxt",
-            "numpy.genfromtxt", "pandas.read_csv", "torch.save",
+            "numpy.genfromtxt", "pandas.read_csv", "torch.save", "torch.from_file",
+            "safetensors.torch.save_file", "safetensors.torch.save_model",
+            "safetensors.numpy.save_file", "xml.etree.ElementTree.parse",
+            "xml.etree.ElementTree.iterparse", "xml.etree.ElementTree.XInclude",
             "torch.serialization._open_file_like", "torch.serialization._open_zipfile_writer",
         ),
         _FILES,
@@ -133,14 +162,30 @@ _NAMES: Final[dict[str, str]] = {
             "pandas.read_pickle", "torch.load", "torch.serialization.load",
             "torch.serialization._load", "torch.serialization._legacy_load",
             "torch._utils._rebuild_from_type", "torch.storage._load_from_bytes",
+            "copyreg.add_extension", "copyreg.remove_extension", "copyreg.clear_extension_cache",
         ),
         _PICKLES,
     ),
 }  # fmt: skip
 # Modules whose public names are plain data but whose private helpers run commands.
-_PRIVATE_HELPERS: Final[dict[str, str]] = {"uuid": _COMMANDS}
-# The one harmless name of a dangerous module (`types.FunctionType` builds code).
-_HARMLESS: Final = frozenset({"types.SimpleNamespace"})
+_PRIVATE_HELPERS: Final[dict[str, str]] = {"uuid": _COMMANDS, "torch.cuda.memory": _FILES}
+# Attributes of a module that load or compile code, by prefix (the module holds
+# hundreds of harmless names too: `torch._C` is torch's whole C++ binding).
+_PREFIXED: Final[dict[str, tuple[tuple[str, ...], str]]] = {
+    "torch._C": (
+        ("_jit", "import_ir_module", "_import_ir_module", "_load_", "_save_", "_compile"),
+        "loads, compiles or runs TorchScript code",
+    ),
+}
+# numpy's file readers and writers, whatever numpy module spells them
+# (`numpy.fromfile`, `numpy._core.multiarray.fromfile`, `numpy.rec.fromfile`, ...).
+_NUMPY_FILE_FUNCTIONS: Final = frozenset(
+    {"load", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile",
+     "fromregex", "memmap", "open_memmap", "DataSource", "tofile", "recfromcsv", "recfromtxt"}
+)  # fmt: skip
+# The harmless names of dangerous modules (`types.FunctionType` builds code;
+# torch's own allowlist holds `torch.serialization._get_layout`).
+_HARMLESS: Final = frozenset({"types.SimpleNamespace", "torch.serialization._get_layout"})
 
 
 def is_dangerous(*names: str) -> bool:
@@ -161,6 +206,8 @@ def _reason(name: str) -> str:
     if name.startswith(DYNAMIC_GLOBAL):
         return "its name is computed while loading: it can be any global at all"
     name = py3_name(name)  # what CPython's unpickler loads for a Python 2 name
+    if name.startswith("__builtins__."):  # no such module; scanners flag it as builtins
+        name = "builtins." + name[len("__builtins__.") :]
     if name in _HARMLESS:
         return ""
     if name in _NAMES:
@@ -168,6 +215,10 @@ def _reason(name: str) -> str:
     module, _, attr = name.rpartition(".")
     if attr.startswith("_") and module in _PRIVATE_HELPERS:
         return _PRIVATE_HELPERS[module]
+    if module in _PREFIXED and attr.startswith(_PREFIXED[module][0]):
+        return _PREFIXED[module][1]
+    if (module == "numpy" or module.startswith("numpy.")) and attr in _NUMPY_FILE_FUNCTIONS:
+        return _FILES
     while module:
         if module in _MODULES:
             return _MODULES[module]

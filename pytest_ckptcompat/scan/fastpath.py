@@ -35,7 +35,7 @@ import re
 from functools import lru_cache
 from typing import Final
 
-from .machine import GlobalRef, PickleFacts, TypeResolver
+from .machine import OBJECT_DTYPES, GlobalRef, PickleFacts, TypeResolver
 from .names import numpy_spellings
 
 # Below this size the exact machine is already fast (~1 ms per 10 kB).
@@ -67,6 +67,21 @@ _TENSOR_RECORD_OPS: Final = bytes(sorted(set(b"()tQR\x85\x86\x87\x88\x89hjqrXKMJ
 # i.e. a string, maybe a memo PUT, then NEWFALSE NEWTRUE TUPLE3. The token run
 # stops before that ending (it is rare elsewhere), and the code is read
 # backwards from it (`_dtype_code`).
+# What follows those arguments in CPython's output: the REDUCE, then the BUILD
+# state of a plain dtype, `(3 or 4, byte order, None, None, None, ...`; memo
+# PUTs may sit between, and the byte-order string may come from the memo. A
+# state with a subarray, names or fields (or anything else) goes to the exact
+# machine, which checks that such a dtype cannot hide objects (`hides_objects`).
+_PUT: Final = rb"(?:q.|r.{4}|\x94)?"
+_PLAIN_DTYPE_STATE: Final = re.compile(
+    _PUT
+    + rb"R"
+    + _PUT
+    + rb"\(K[\x03\x04](?:X\x01\x00\x00\x00.|\x8c\x01.|h.|j.{4})"
+    + _PUT
+    + rb"NNN",
+    re.DOTALL,
+)
 # The characters of a dtype code as the fast path accepts it (`\w` of a bytes
 # regex, plus numpy's byte-order and unit characters).
 _CODE_CHARS: Final = frozenset(
@@ -233,6 +248,7 @@ def analyze_fast(
     code_in_memo = False
     counted_end = start  # one string cannot be read twice (a LONG_BINPUT can hold a marker)
     dtype_args = {0x89, 0x88, 0x87} <= supported
+    plain_states = True  # every dtype's BUILD state is the plain one CPython writes
     while True:
         pos = run(data, pos).end()  # type: ignore[union-attr]  # a possessive * always matches
         if pos >= n:
@@ -272,6 +288,9 @@ def analyze_fast(
             elif (code := _dtype_code(data, counted_end, pos)) is not None:
                 dtype_codes.append(code)
                 counted_end = pos + 3
+                # A state with a subarray, names or fields (or anything else) is read
+                # by the exact machine, which checks it cannot hide objects.
+                plain_states = plain_states and bool(_PLAIN_DTYPE_STATE.match(data, pos + 3))
             pos += 3
         elif op == 0x58 and 0x58 in supported:  # BINUNICODE longer than the regex's 255
             size = int.from_bytes(data[pos + 1 : pos + 5], "little")
@@ -283,10 +302,13 @@ def analyze_fast(
             return None
     if "numpy.dtype" in globals_:
         # The dtype classes BUILD will check, read from the codes CPython writes.
-        if code_in_memo or not dtype_codes:
+        if code_in_memo or not dtype_codes or not plain_states:
             return None
         for code in dtype_codes:
-            facts.builds[types.dtype_class(code) or "numpy.dtype"] += 1
+            dtype_class = types.dtype_class(code) or "numpy.dtype"
+            if dtype_class in OBJECT_DTYPES:
+                return None  # its state's flags decide: the exact machine reads them
+            facts.builds[dtype_class] += 1
     if any(name in globals_ for name in _RECONSTRUCT):
         facts.builds["numpy.ndarray"] += 1
     return facts

@@ -79,6 +79,11 @@ class Fix:
 
 def fix_for(req: Requirement, first_party: frozenset[str] = frozenset()) -> Fix:
     """The fix for one blocked requirement."""
+    if req.dangerous and req.kind != "global":
+        # What the file does (BUILD on a class, a forged dtype, TorchScript run at
+        # load): the requirement's note says why; no entry of any allowlist is meant.
+        warning = f"{req.name} can run code: no allowlist makes that safe"
+        return Fix(req.name, (), (), (), None, warning, "never")
     return fix_for_name(
         req.lookup,
         dangerous=req.dangerous,
@@ -103,7 +108,7 @@ def fix_for_name(
     if tier == "never":
         # No "save X instead": a file naming it was not written by `torch.save` of data.
         module, _, attr = name.rpartition(".")
-        why = why_dangerous(module, attr) or "named dangerous"
+        why = why_dangerous(module, attr) or note or "named dangerous"
         warning = f"{name} can run code ({why}): never allowlist it"
         return Fix(name, (), (), (), None, warning, "never")
     if not fixable:
@@ -177,6 +182,11 @@ def render(fixes: Iterable[Fix], *, indent: str = "    ", code: bool = True) -> 
     return "\n".join(lines)
 
 
+DANGEROUS_FILE = (
+    "this file can run code when it is loaded: no allowlist is advised for any of its names; "
+    "do not load it unless you made it yourself"
+)
+
 #: More classes than this, none of them reviewed: the file pickles whole objects.
 WHOLE_OBJECT_CLASSES = 8
 _WHOLE_OBJECT_PREFIXES = ("torch.nn.modules.", "torch.optim.", "torch.utils.data.")
@@ -195,6 +205,13 @@ def advise(
     snippet too, so code that loads outside pytest gets everything it needs.
     """
     fixes = [fix_for(r, first_party) for r in verdict.troubles]
+    if verdict.dangerous:
+        # A file that can run code gets no allowlist code at all: an entry that
+        # lets its harmless-looking names through only brings its payload closer.
+        return "\n".join(
+            [f"note: {f.warning}" for f in fixes if f.advice == "never" and f.warning]
+            + [DANGEROUS_FILE]
+        )
     hopeless = _no_allowlist_helps(verdict.obstacles)
     unreviewed = [f for f in fixes if f.advice in ("review", "first-party")]
     modules = [f for f in fixes if f.name.startswith(_WHOLE_OBJECT_PREFIXES)]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from ..errors import PickleFormatError
-from .names import DYNAMIC_GLOBAL, numpy_spellings
+from .names import DYNAMIC_GLOBAL, is_numpy_dtype_class, numpy_spellings
 
 if TYPE_CHECKING:
     from .numpy_reader import ReaderNumpy
@@ -193,6 +193,10 @@ class PickleFacts:
     # FRAMEs that declare more bytes than the pickle has: pickle's C reader
     # stops there, its pure-Python reader reads on (and so does this walk).
     short_frames: list[tuple[int, int]] = field(default_factory=list)  # (offset, missing)
+    # numpy dtypes whose BUILD state may hide object fields (`hides_objects`), by class.
+    forged_dtypes: Counter[str] = field(default_factory=Counter)
+    # Objects made so far that may be an object dtype (one a structured dtype could hold).
+    object_dtypes: int = 0
 
 
 # What REDUCE of a known callable produces, when that is not "an instance of
@@ -360,11 +364,13 @@ def analyze(
     def call(opname: str, func: object, args: object) -> Instance:
         if isinstance(func, Global):
             calls[(opname, func.name)] += 1
-            if opname == "REDUCE":
-                return Instance(types.reduce_result(func.name, args))
-            return Instance(func.name)
-        calls[(opname, None)] += 1
-        return Instance(None)
+            made = types.reduce_result(func.name, args) if opname == "REDUCE" else func.name
+        else:
+            calls[(opname, None)] += 1
+            made = None
+        if made is None or made in OBJECT_DTYPES or made == "numpy.dtype":
+            facts.object_dtypes += 1  # may be an `O` dtype (see `hides_objects`)
+        return Instance(made)
 
     def string(start: int, size: int, encoding: str) -> object:
         if size > _KEEP_STR:
@@ -517,9 +523,14 @@ def analyze(
         elif op == EMPTY_SET:
             stack.append(T_SET)
         elif op == BUILD:
-            pop()
+            state = pop()
             target = top()
-            facts.builds[type_name_of(target)] += 1
+            target_type = type_name_of(target)
+            facts.builds[target_type] += 1
+            if isinstance(target, Instance) and hides_objects(
+                target_type, state, object_fields=facts.object_dtypes > 0
+            ):
+                facts.forged_dtypes[target_type] += 1
         elif op == NEWOBJ:
             args = pop()
             cls = pop()
@@ -648,6 +659,37 @@ def analyze(
             return facts
         else:
             raise fail(f"invalid pickle opcode 0x{op:02x}")
+
+
+#: numpy's object dtype class, as numpy >= 1.25 and older numpy name it.
+OBJECT_DTYPES: Final = frozenset({"numpy.dtypes.ObjectDType", "numpy.dtype[object_]"})
+
+
+def hides_objects(type_name: str, state: object, *, object_fields: bool = True) -> bool:
+    """Whether a numpy dtype's BUILD state can make numpy read object pointers from raw bytes.
+
+    numpy's `dtype.__setstate__` trusts the flags the state gives (its 8th
+    item): a dtype that holds objects (an `O` dtype, or a structured or
+    subarray dtype with an object field) but whose flags deny it makes
+    numpy fill the array from the pickle's raw bytes, pointers included.
+    numpy writes flags with the object bit (63) for every dtype that holds
+    objects, and builtin dtypes carry no fields. So an object dtype whose
+    flags are not a number with the object bit is forged, and so is a
+    structured or subarray one when the pickle made an object dtype it could
+    hold (`object_fields`; the fields' dtypes themselves are not followed).
+    """
+    if type_name != "numpy.dtype" and not is_numpy_dtype_class(type_name):
+        return False
+    if not isinstance(state, tuple) or len(state) < 8:
+        return False  # older layouts: numpy computes the flags itself
+    flags = state[7]
+    if isinstance(flags, int) and flags & 1:
+        return False  # says it holds objects: numpy unpickles them as objects
+    if type_name in OBJECT_DTYPES:
+        return True
+    # A dtype class the scan could not name (its code is not a literal numpy
+    # reads here) counts as not holding objects itself: such a code fails to load.
+    return object_fields and any(part is not None for part in state[2:5])
 
 
 def _pid_kind(pid: object) -> str:

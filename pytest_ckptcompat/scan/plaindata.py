@@ -59,13 +59,17 @@ PLAIN_DATA: Final[dict[str, str]] = {
         "creates an empty numpy array; BUILD then sets its shape, dtype and raw bytes"
     ),
     "numpy.ndarray": "the numpy array type (what _reconstruct creates)",
-    "numpy.dtype": "a numpy dtype, built from a type code such as 'f8'",
+    "numpy.dtype": (
+        "a numpy dtype, built from a type code such as 'f8' (numpy trusts the flags of its "
+        "pickled state; the scan flags a state that hides objects: machine.hides_objects)"
+    ),
     **dict.fromkeys(
         (
             "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__generator_ctor",
             "numpy.random._pickle.__bit_generator_ctor",
         ),
-        "builds a numpy generator from a bit generator name looked up in numpy's own table",
+        "builds a numpy generator from a bit generator's name; given a class or a constructor "
+        "instead, it calls that, which a file could only pass if the allowlist already holds it",
     ),
     **dict.fromkeys(
         (

@@ -297,6 +297,13 @@ class TorchRules:
             requirements.extend(
                 self._constructed(type_name, "build", count, type_keys, global_status)
             )
+        for type_name, count in facts.forged_dtypes.items():
+            requirements.append(
+                Requirement(
+                    f"numpy dtype state hiding objects ({type_name})", "build", "blocked", True,
+                    count, False, _FORGED_DTYPE,
+                )
+            )  # fmt: skip
         for (op, func), count in facts.calls.items():
             if func is None:
                 obstacles.append(
@@ -307,6 +314,14 @@ class TorchRules:
                     self._constructed(func, "newobj", count, type_keys, global_status)
                 )
 
+        for target, count in facts.setitems.items():
+            if target in _TENSOR_TYPES or target.startswith("torch.storage."):
+                requirements.append(
+                    Requirement(
+                        f"SETITEM on {target}", "setitem", "blocked", True, count, False,
+                        _TENSOR_WRITE,
+                    )
+                )  # fmt: skip
         if self.setitem_restricted:
             for target, count in facts.setitems.items():
                 if target not in _SETITEM_TARGETS:
@@ -391,6 +406,18 @@ class TorchRules:
         return [Requirement(type_name, kind, "blocked", is_dangerous(type_name), count, True, note)]
 
 
+_TENSOR_TYPES = frozenset({"torch.Tensor", "torch.nn.parameter.Parameter"})
+_TENSOR_WRITE = (
+    "writes into a tensor or storage while loading: torch < 2.10 does it, and a file whose "
+    "tensor claims more elements than its storage holds writes past it (CVE-2026-24747); "
+    "torch.save never writes this"
+)
+_FORGED_DTYPE = (
+    "an object, structured or subarray dtype whose flags deny holding objects: numpy trusts "
+    "the flags, so a hidden object field is read as pointers from the file's bytes (a crash, or "
+    "code execution); numpy writes such flags only for structured data without objects, which "
+    "the scan cannot tell apart"
+)
 _ALLOWLISTED_DANGER = (
     "allowlisted, but it can run code: torch would call it, so the file is never called loadable"
 )

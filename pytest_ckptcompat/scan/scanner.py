@@ -16,6 +16,7 @@ from .fastpath import analyze_fast
 from .machine import PickleFacts, TypeResolver, analyze
 from .names import DYNAMIC_GLOBAL
 from .rules import TorchRules
+from .safetensors import Header
 from .verdict import Obstacle, Requirement, Verdict
 
 
@@ -234,10 +235,15 @@ def _judge(
     if torchscript:
         # torch.load hands a TorchScript archive to torch.jit.load: the
         # weights_only unpickler never reads it, on any torch.
+        # Its advice (torch.jit.load) holds only for an archive that runs no code of
+        # its own while loading; for one that does, the only advice is not to load it.
+        how = _JIT_LOAD_RUNS_CODE if ckpt.load_code else _JIT_LOAD
         if rules.refuses_torchscript:
-            obstacles.append(Obstacle("torchscript", _TORCHSCRIPT.format(rules.version)))
+            obstacles.append(Obstacle("torchscript", _TORCHSCRIPT.format(rules.version, how)))
         else:
-            notes.append(_TORCHSCRIPT_OLD.format(rules.version))
+            notes.append(_TORCHSCRIPT_OLD.format(rules.version, how))
+    if ckpt.header is not None:
+        notes.append(safetensors_note(ckpt.header))
     errors = list(ckpt.errors)
     members: list[str] = []
     queue = list(ckpt.pickles)
@@ -282,6 +288,11 @@ def _judge(
         requirements = {
             k: r for k, r in requirements.items() if not r.name.startswith(_TORCHSCRIPT_OWN)
         }
+        for member in ckpt.load_code:
+            name = f"TorchScript __setstate__ in {member}"
+            requirements[name] = Requirement(
+                name, "build", "blocked", True, 1, False, _LOAD_TIME_CODE
+            )
     verdict = Verdict(tuple(requirements.values()), tuple(obstacles))
     if errors:
         # Unreadable, unless something that could be read runs code: that is
@@ -293,16 +304,36 @@ def _judge(
     return FileScan(ckpt.path, ckpt.format, verdict, members, notes=notes)
 
 
+_LOAD_TIME_CODE = (
+    "the archive's own code, run while it loads: torch.jit.load calls it, and torch <= 2.5 "
+    "calls torch.jit.load even under weights_only=True (CVE-2025-32434)"
+)
+
+
+def safetensors_note(header: Header) -> str:
+    """What a valid safetensors file is to a scan: no pickle, nothing torch.load would run."""
+    count = len(header.tensors)
+    return (
+        f"{SAFETENSORS_NOTE} ({count} tensor{'s' if count != 1 else ''}, header valid; "
+        "not a torch.load file)"
+    )
+
+
+SAFETENSORS_NOTE = "safetensors: no pickle, loads with safetensors"
 # Names a TorchScript archive's pickles hold for torch.jit.load's own unpickler.
 _TORCHSCRIPT_OWN = ("__torch__.", "torch.jit._pickle.")
-_TORCHSCRIPT = (
-    "a TorchScript archive: torch {} refuses torch.load(weights_only=True) on it; load it with "
-    "torch.jit.load (which runs the model's TorchScript code: trust its source)"
-)
+_TORCHSCRIPT = "a TorchScript archive: torch {} refuses torch.load(weights_only=True) on it; {}"
 _TORCHSCRIPT_OLD = (
     "a TorchScript archive: torch {}'s torch.load hands it to torch.jit.load whatever "
     "weights_only says, so the weights_only unpickler never checks it (torch >= 2.6 refuses "
-    "it); load it with torch.jit.load, which runs the model's TorchScript code"
+    "it); {}"
+)
+_JIT_LOAD = (
+    "load it with torch.jit.load (which runs the model's TorchScript code: trust its source)"
+)
+_JIT_LOAD_RUNS_CODE = (
+    "its own code runs while it loads, under torch.load and torch.jit.load alike: do not load "
+    "it unless you trust its source"
 )
 
 

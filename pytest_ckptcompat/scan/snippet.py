@@ -50,6 +50,13 @@ def helper_source() -> str:
     return source.replace("(*args: Any, **kwargs: Any) -> Any:", "(*args, **kwargs):")
 
 
+def digest(code: str) -> str:
+    """Which snippet a fix check applied: sha256 of its text, whatever its last newlines."""
+    import hashlib  # here: only a report's fix needs it (the scan path starts without it)
+
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
 def render_snippet(
     entries: Iterable[str], imports: Iterable[str], *, indent: str = "", readers: str = ""
 ) -> str:

@@ -42,6 +42,9 @@ def scan_text(
         if res.error:  # reported on stderr by the CLI
             continue
         assert res.verdict is not None
+        if res.format == "safetensors" and not res.verdict.requirements and res.loadable:
+            out.append(f"{res.path}: {res.notes[0] if res.notes else 'safetensors'}")
+            continue
         verdict = "loadable" if res.loadable else "NOT loadable"
         danger = ", DANGEROUS (can run code)" if res.verdict.dangerous else ""
         out.append(f"{res.path}: {res.format}, {verdict} with {reader}{danger}")

@@ -36,7 +36,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, overload
 
-from ..errors import CkptCompatError
+from ..errors import CkptCompatError, one_line
 
 Buffer = bytes | mmap.mmap
 
@@ -291,14 +291,14 @@ class ZipArchive:
         """Where a member's (possibly compressed) bytes lie in `data`: `(start, end)`."""
         at = self.start + entry.offset
         if self.data[at : at + 4] != LOCAL_SIG:
-            raise ZipError(f"{entry.name}: no local header where the directory points")
+            raise ZipError(f"{_show(entry.name)}: no local header where the directory points")
         local = _LOCAL.unpack_from(self.data, at)
         # miniz skips the local name and extra field by their lengths and never
         # compares the name with the directory's (zipfile does, and refuses).
         begin = at + _LOCAL.size + local[10] + local[11]
         finish = begin + entry.compressed
         if finish > self.start + self.size:
-            raise ZipError(f"{entry.name}: lies past the end of the file (truncated?)")
+            raise ZipError(f"{_show(entry.name)}: lies past the end of the file (truncated?)")
         return begin, finish
 
     def read(self, entry: ZipEntry, limit: int = MAX_MEMBER_BYTES) -> bytes:
@@ -308,10 +308,10 @@ class ZipArchive:
         pickle in one would run must still be reported.
         """
         if entry.flags & _ENCRYPTED:
-            raise ZipError(f"{entry.name}: encrypted")
+            raise ZipError(f"{_show(entry.name)}: encrypted")
         if entry.size > limit:
             raise ZipError(
-                f"{entry.name}: declares {entry.size:,} bytes "
+                f"{_show(entry.name)}: declares {entry.size:,} bytes "
                 f"(over {limit >> 30} GiB): refusing to inflate it"
             )
         begin, finish = self.data_span(entry)
@@ -325,12 +325,14 @@ class ZipArchive:
             # Bounded: never more than the declared size (plus one byte to notice a lie).
             out = _decompress(entry.method, self.data[begin:finish], entry.size + 1)
         except (zlib.error, OSError, EOFError, ValueError) as exc:
-            raise ZipError(f"{entry.name}: corrupt compressed data ({exc})") from None
+            raise ZipError(f"{_show(entry.name)}: corrupt compressed data ({exc})") from None
         if out is None:
-            raise ZipError(f"{entry.name}: compression method {entry.method} is not supported")
+            raise ZipError(
+                f"{_show(entry.name)}: compression method {entry.method} is not supported"
+            )
         if len(out) != entry.size:
             raise ZipError(
-                f"{entry.name}: inflates to {len(out):,} bytes, not the {entry.size:,} "
+                f"{_show(entry.name)}: inflates to {len(out):,} bytes, not the {entry.size:,} "
                 "its header declares"
             )
         return out
@@ -380,6 +382,35 @@ def _decompress(method: int, data: bytes | mmap.mmap, limit: int) -> bytes | Non
     return None
 
 
+def decompress_file(data: Buffer, kind: str, limit: int) -> bytes:
+    """At most `limit` bytes of a whole gzip / bz2 / xz file's (first) stream.
+
+    What precedes a corrupt byte is returned: an unpickler reading the stream
+    would have run it. (Here beside the members' decompression: one module
+    inflates anything.)
+    """
+    import bz2
+    import lzma
+
+    decoder: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
+    if kind == "gzip":
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif kind == "bz2":
+        decoder = bz2.BZ2Decompressor()
+    else:
+        decoder = lzma.LZMADecompressor()
+    out = bytearray()
+    step = 1 << 20
+    try:
+        for at in range(0, len(data), step):
+            out += decoder.decompress(bytes(data[at : at + step]), limit - len(out))
+            if len(out) >= limit or decoder.eof:
+                break
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
+        pass
+    return bytes(out)
+
+
 def _lower(raw: bytes) -> bytes:
     return raw.translate(_LOWER)
 
@@ -389,8 +420,12 @@ def _compare(left: bytes, right: bytes) -> int:
     return (left > right) - (left < right)
 
 
-def _show(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
+def _show(raw: bytes | str) -> str:
+    """A member name as a message shows it: on one line, control characters escaped.
+
+    The name comes from the file, so it may hold a newline that would split an error line.
+    """
+    return one_line(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
 
 
 def _zip64_values(

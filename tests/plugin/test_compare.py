@@ -558,3 +558,76 @@ def test_import_does_not_import_torch_or_numpy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------
+# How many: past the listed differences, and state dicts summarised
+
+
+def test_differences_past_the_limit_are_counted_and_said() -> None:
+    ms = deep_diff(list(range(100)), list(range(1, 101)), limit=5)
+    assert ms.total == 100
+    assert ms.unlisted == 95
+    assert format_mismatches(ms).splitlines()[-1] == (
+        "  ... and 95 more differences (the first 5 are listed)"
+    )
+    one_more = deep_diff([1, 2], [3, 4], limit=1)
+    assert format_mismatches(one_more).splitlines()[-1] == (
+        "  ... and 1 more difference (the first 1 are listed)"
+    )
+    assert format_mismatches(deep_diff([1], [2])) == "  [0]: expected 1, got 2"
+
+
+def test_counting_stops_at_the_cap() -> None:
+    from pytest_ckptcompat.compare import COUNT_CAP
+
+    ms = deep_diff(list(range(COUNT_CAP * 2)), list(range(1, COUNT_CAP * 2 + 1)))
+    assert ms.capped
+    assert ms.total == COUNT_CAP
+    assert format_mismatches(ms).endswith(
+        f"and at least {COUNT_CAP - 20:,} more differences (the first 20 are listed)"
+    )
+
+
+def test_tensor_value_differences_past_20_are_counted() -> None:
+    from pytest_ckptcompat.outcomes import _compare
+
+    g = torch.Generator().manual_seed(0)
+    expected = {f"layer{i}.weight": torch.randn(3, generator=g) for i in range(30)}
+    loaded = {k: v + 1 for k, v in expected.items()}
+    text = _compare(expected, loaded, "equal")
+    lines = text.splitlines()
+    assert len(lines) == 21
+    assert lines[-1] == "  ... and 10 more differences (the first 20 are listed)"
+
+
+def test_fp16_drift_is_one_summary_not_62_lines() -> None:
+    from pytest_ckptcompat.outcomes import _compare
+
+    g = torch.Generator().manual_seed(0)
+    now = {"model": {f"blocks.{i}.weight": torch.randn(4, generator=g) for i in range(62)}}
+    golden = {"model": {k: v.half() for k, v in now["model"].items()}}
+    lines = _compare(now, golden, "equal").splitlines()
+    assert lines == [
+        "state_dict (model): 62 dtype fp32->fp16 (now -> golden)",
+        "dtype mismatch for 62 key(s) (model): torch.float16 in the golden, torch.float32 now: "
+        "blocks.0.weight, blocks.1.weight, blocks.2.weight, blocks.3.weight, blocks.4.weight, "
+        "blocks.5.weight, blocks.6.weight, blocks.7.weight, blocks.8.weight, blocks.9.weight, "
+        "... and 52 more.",
+    ]
+
+
+def test_state_dict_report_with_other_differences_says_each_once() -> None:
+    from pytest_ckptcompat.outcomes import _compare
+
+    now = {"model": {"w": torch.zeros(2), "b": torch.zeros(3)}, "epoch": 3}
+    golden = {"model": {"w": torch.zeros(4), "c": torch.zeros(3)}, "epoch": 4}
+    lines = _compare(now, golden, "equal").splitlines()
+    assert lines == [
+        "state_dict (model): 1 missing, 1 unexpected, 1 shape (now -> golden)",
+        'Missing key(s) in state_dict (model): "b".',
+        'Unexpected key(s) in state_dict (model): "c".',
+        "size mismatch for w (model): copying a param with shape torch.Size([4]) from "
+        "checkpoint, the shape in current model is torch.Size([2]).",
+        "  epoch: expected 3, got 4",
+    ]

@@ -1,8 +1,9 @@
-"""`ckpt_compat.roundtrip` in real pytest runs (pytester, in a subprocess because of torch)."""
+"""`ckpt_compat.roundtrip` in real pytest runs (pytester, in this process: tests/inprocess.py)."""
 
 from __future__ import annotations
 
 import pytest
+from inprocess import runpytest_inprocess
 
 CLASSES = """
 import argparse, pathlib
@@ -35,7 +36,7 @@ needs_allowlist = pytest.mark.skipif(
 def run(pytester: pytest.Pytester, body: str, *args: str, ini: str = "") -> pytest.RunResult:
     pytester.makeini(f"[pytest]\naddopts = -p pytester --strict-markers\n{ini}")
     pytester.makepyfile(test_it=CLASSES + body)
-    return pytester.runpytest_subprocess(*args)
+    return runpytest_inprocess(pytester, *args)
 
 
 def test_plain_checkpoint_roundtrips_and_is_returned(pytester):

@@ -1,4 +1,8 @@
-"""`ckpt_compat.check` and the golden store, in real pytest runs of a small downstream project."""
+"""`ckpt_compat.check` and the golden store, in real pytest runs of a small downstream project.
+
+The runs are in this process (see tests/inprocess.py), except those with
+xdist workers: there the workers and the controller are separate processes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import os
 
 import pytest
+from inprocess import runpytest_inprocess
 
 HEADER = """
 import os
@@ -44,7 +49,7 @@ def goldens(pytester, artifact):
 
 
 def test_update_writes_golden_and_metadata_then_check_reads_it(project):
-    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    runpytest_inprocess(project, "--ckpt-compat-update").assert_outcomes(passed=2)
     files = goldens(project, "train_state")
     assert len(files) == 2
     meta_file = next(f for f in files if f.endswith(".json"))
@@ -60,7 +65,7 @@ def test_update_writes_golden_and_metadata_then_check_reads_it(project):
     assert meta["sha256"] == hashlib.sha256(pt.read_bytes()).hexdigest()
 
     report = project.path / "report.json"
-    result = project.runpytest_subprocess("--ckpt-compat", f"--ckpt-compat-report={report}")
+    result = runpytest_inprocess(project, "--ckpt-compat", f"--ckpt-compat-report={report}")
     result.assert_outcomes(passed=2)
     doc = json.loads(report.read_text())
     assert doc["schema"] == "ckptcompat.report/1"
@@ -75,7 +80,7 @@ def test_update_writes_golden_and_metadata_then_check_reads_it(project):
 
 
 def test_other_writers_goldens_are_never_touched(project):
-    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    runpytest_inprocess(project, "--ckpt-compat-update").assert_outcomes(passed=2)
     folder = project.path / "ckpt_goldens" / "train_state"
     (mine,) = [p for p in folder.glob("*.pt")]
     other = folder / "torch0.0.0-numpy0.0-py3.0.pt"  # a golden some other environment wrote
@@ -83,32 +88,32 @@ def test_other_writers_goldens_are_never_touched(project):
     meta = json.loads(mine.with_suffix(".json").read_text())
     other.with_suffix(".json").write_text(json.dumps(meta))
     before = other.stat().st_mtime_ns, other.with_suffix(".json").read_bytes()
-    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    runpytest_inprocess(project, "--ckpt-compat-update").assert_outcomes(passed=2)
     assert (other.stat().st_mtime_ns, other.with_suffix(".json").read_bytes()) == before
     # and --ckpt-compat reads it as a second writer
-    result = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    result = runpytest_inprocess(project, "--ckpt-compat", "-k", "state")
     result.assert_outcomes(passed=1, deselected=1)
     result.stdout.fnmatch_lines(["reader torch*: 3 ok (3 loads)"])
 
 
 def test_modified_golden_is_an_error_that_says_so(project):
-    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    runpytest_inprocess(project, "--ckpt-compat-update").assert_outcomes(passed=2)
     (pt,) = (project.path / "ckpt_goldens" / "train_state").glob("*.pt")
     data = bytearray(pt.read_bytes())
     data[-30] ^= 0xFF
     pt.write_bytes(bytes(data))
-    result = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    result = runpytest_inprocess(project, "--ckpt-compat", "-k", "state")
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(["*error*", "*modified since it was written*"])
 
 
 def test_golden_from_a_newer_plugin_gets_a_clear_message(project):
-    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    runpytest_inprocess(project, "--ckpt-compat-update").assert_outcomes(passed=2)
     (meta,) = (project.path / "ckpt_goldens" / "train_state").glob("*.json")
     doc = json.loads(meta.read_text())
     doc["schema_version"], doc["plugin"] = 99, "9.0.0"
     meta.write_text(json.dumps(doc))
-    result = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    result = runpytest_inprocess(project, "--ckpt-compat", "-k", "state")
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(
         ["*written by a newer pytest-ckptcompat (9.0.0, golden schema 99)*"]
@@ -116,9 +121,9 @@ def test_golden_from_a_newer_plugin_gets_a_clear_message(project):
 
 
 def test_renamed_layer_reads_like_load_state_dict(project, monkeypatch):
-    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    runpytest_inprocess(project, "--ckpt-compat-update").assert_outcomes(passed=2)
     monkeypatch.setenv("RENAMED", "1")
-    result = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    result = runpytest_inprocess(project, "--ckpt-compat", "-k", "state")
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(
         [
@@ -141,23 +146,26 @@ def test_it(ckpt_compat, i):
     ckpt_compat.check("same", {"i": i})
 """
     )
-    result = pytester.runpytest_subprocess("--ckpt-compat-update", *xdist)
+    if xdist:  # real workers, as a user runs them
+        result = pytester.runpytest_subprocess("--ckpt-compat-update", *xdist)
+    else:
+        result = runpytest_inprocess(pytester, "--ckpt-compat-update")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*artifact *same is already used by *test_it*"])
 
 
 def test_stale_goldens_only_in_full_runs_and_prune_is_explicit(project):
-    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    runpytest_inprocess(project, "--ckpt-compat-update").assert_outcomes(passed=2)
     old = project.path / "ckpt_goldens" / "retired"
     old.mkdir()
     for f in (project.path / "ckpt_goldens" / "noise").iterdir():
         (old / f.name).write_bytes(f.read_bytes())
-    partial = project.runpytest_subprocess("--ckpt-compat", "-k", "state")
+    partial = runpytest_inprocess(project, "--ckpt-compat", "-k", "state")
     assert "no collected test produces" not in partial.stdout.str()
-    full = project.runpytest_subprocess("--ckpt-compat")
+    full = runpytest_inprocess(project, "--ckpt-compat")
     full.stdout.fnmatch_lines(["*1 golden(s) no collected test produces*", "*retired*"])
     assert old.is_dir()  # listing deletes nothing
-    pruned = project.runpytest_subprocess("--ckpt-compat", "--ckpt-compat-prune")
+    pruned = runpytest_inprocess(project, "--ckpt-compat", "--ckpt-compat-prune")
     pruned.stdout.fnmatch_lines(["*pruned 1 golden(s)*"])
     assert not old.exists()
     assert goldens(project, "noise")  # the used ones stay
@@ -166,14 +174,14 @@ def test_stale_goldens_only_in_full_runs_and_prune_is_explicit(project):
 def test_no_summary_when_there_is_nothing_to_say(pytester):
     pytester.makeini("[pytest]\naddopts = -p pytester\n")
     pytester.makepyfile("def test_it():\n    pass\n")
-    result = pytester.runpytest_subprocess()
+    result = runpytest_inprocess(pytester)
     assert "ckpt-compat" not in result.stdout.str()
 
 
 def test_xdist_workers_report_through_the_controller(project):
-    project.runpytest_subprocess("--ckpt-compat-update").assert_outcomes(passed=2)
+    runpytest_inprocess(project, "--ckpt-compat-update").assert_outcomes(passed=2)
     report = project.path / "r.json"
-    result = project.runpytest_subprocess(
+    result = project.runpytest_subprocess(  # real workers and controller
         "--ckpt-compat", "-n", "2", f"--ckpt-compat-report={report}"
     )
     result.assert_outcomes(passed=2)
@@ -193,7 +201,7 @@ def test_bad(ckpt_compat):
 """
     )
     store = tmp_path / "store"
-    result = pytester.runpytest_subprocess("--ckpt-compat-update", f"--ckpt-compat-dir={store}")
+    result = runpytest_inprocess(pytester, "--ckpt-compat-update", f"--ckpt-compat-dir={store}")
     result.assert_outcomes(passed=1, failed=1)
     assert sorted(os.listdir(store)) == ["a"]
     result.stdout.fnmatch_lines(["*artifact name '../escape'*"])
@@ -219,8 +227,8 @@ def test_fixed(ckpt_compat):
     ckpt_compat.check("ns_fixed", argparse.Namespace(lr=0.1))
 """
     )
-    pytester.runpytest_subprocess("--ckpt-compat-update")
-    result = pytester.runpytest_subprocess("--ckpt-compat")
+    runpytest_inprocess(pytester, "--ckpt-compat-update")
+    result = runpytest_inprocess(pytester, "--ckpt-compat")
     result.assert_outcomes(xfailed=1, failed=2)
     result.stdout.fnmatch_lines(
         ["*expect_blocked lists argparse.Namespace, but nothing is blocked*"]

@@ -44,20 +44,29 @@ def test_scalar_fixed(ckpt_compat):
     ckpt_compat.check("scalar_fixed", {"m": np.float64(0.5)}, safe_globals=fixed)
 """
 
-pytestmark = pytest.mark.skipif(
-    int(np.__version__.split(".")[0]) < 2
-    or tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6),
-    reason="the reading side of this test is a torch >= 2.6, numpy 2 environment",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        int(np.__version__.split(".")[0]) < 2
+        or tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6),
+        reason="the reading side of this test is a torch >= 2.6, numpy 2 environment",
+    ),
+]
 
 
-def _run(python: Path, project: Path, *args: str) -> None:
-    subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=project,
-        capture_output=True,
-        check=False,  # failing tests are the point; the report says what happened
-    )
+def _run(project: Path, *runs: tuple[Path, tuple[str, ...]]) -> None:
+    """pytest in the project, one run per (python, args), all at once (as the matrix runs cells)."""
+    procs = [
+        subprocess.Popen(
+            [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+            cwd=project,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for python, args in runs
+    ]
+    for proc in procs:
+        proc.wait()  # failing tests are the point; the report says what happened
 
 
 def _outcomes(report: Path) -> dict[tuple[str, str], dict]:
@@ -73,14 +82,18 @@ def test_two_real_environments_write_and_read_each_other(tmp_path, old_python):
     (project / "test_ckpt.py").write_text(PROJECT_TESTS)
     new_python = Path(sys.executable)
 
-    for python in (old_python, new_python):
-        _run(python, project, "--ckpt-compat-update")
+    _run(project, *[(python, ("--ckpt-compat-update",)) for python in (old_python, new_python)])
     writers = sorted(p.stem for p in (project / "ckpt_goldens" / "set_state").glob("*.json"))
     assert len(writers) == 2
     assert any(w.startswith("torch2.5.1-numpy1.25.2") for w in writers)
 
-    for name, python in (("old", old_python), ("new", new_python)):
-        _run(python, project, "--ckpt-compat", f"--ckpt-compat-report={tmp_path / name}.json")
+    _run(
+        project,
+        *[
+            (python, ("--ckpt-compat", f"--ckpt-compat-report={tmp_path / name}.json"))
+            for name, python in (("old", old_python), ("new", new_python))
+        ],
+    )
     old = _outcomes(tmp_path / "old.json")
     new = _outcomes(tmp_path / "new.json")
     old_w, new_w = "torch2.5.1-", f"torch{torch.__version__.split('+')[0]}-"[:11]

@@ -235,3 +235,21 @@ def test_unreadable_central_directory_is_one_clear_line(tmp_path):
     path.write_bytes(_zip(_saved())[:-30])
     with pytest.raises(Exception, match=r"cut\.pt: corrupt or truncated zip archive \("):
         open_checkpoint(path)
+
+
+def test_a_member_name_with_control_characters_stays_on_one_line(tmp_path):
+    # The fuzzer's find: a central directory naming a member "x\nos\nsystem" whose data lies
+    # past the end; the name comes from the file, the error must still be one line.
+    data = bytearray(_zip([("a/data.pkl", _marker(1)), ("a/ev\nil\x1b[2J", b"x" * 64)]))
+    header = data.rindex(b"PK\x01\x02")  # the named member's central directory entry
+    struct.pack_into("<II", data, header + 20, 1 << 20, 1 << 20)  # sizes past the file's end
+    path = tmp_path / "named.pt"
+    path.write_bytes(bytes(data))
+    from pytest_ckptcompat.scan.rules import TorchRules
+    from pytest_ckptcompat.scan.scanner import scan_file
+
+    result = scan_file(path, TorchRules.from_installed())
+    assert result.error is not None
+    assert "\n" not in result.error
+    assert "\x1b" not in result.error
+    assert "ev\\nil\\x1b[2J" in result.error

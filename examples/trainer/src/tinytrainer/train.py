@@ -9,6 +9,7 @@ a checkpoint written by another torch or numpy.
 from __future__ import annotations
 
 import argparse
+import codecs
 import pathlib
 from typing import Any
 
@@ -78,8 +79,11 @@ class Trainer:
 
 
 # What tinytrainer registers before loading its own checkpoints; the pytest ini
-# lists the same names for the tests. The numpy names are registered under both
-# spellings (numpy 1 writes numpy.core, numpy 2 numpy._core) where torch can.
+# lists the same numpy and stdlib classes for the tests. The numpy names are
+# registered under both spellings (numpy 1 writes numpy.core, numpy 2 numpy._core)
+# where torch can. The loader also lets through what newer torch allows by default
+# and older torch refuses: `set` (allowed from torch 2.6) and `_codecs.encode`
+# (numpy arrays and scalars at pickle protocol 2, allowed from 2.5).
 def safe_globals() -> list[Any]:
     """The allowlist tinytrainer's loader registers."""
     np_core = np._core if int(np.__version__.split(".")[0]) >= 2 else np.core
@@ -90,6 +94,8 @@ def safe_globals() -> list[Any]:
         np.dtype,
         type(np.dtype("float64")),
         type(np.dtype("uint32")),
+        set,
+        codecs.encode,
     ]
     names = ("numpy.core", "numpy._core")
     for attr in ("scalar", "_reconstruct"):
@@ -112,6 +118,14 @@ def save_checkpoint(trainer: Trainer, path: pathlib.Path) -> None:
 
 
 def load_checkpoint(path: pathlib.Path) -> dict[str, Any]:
-    """Load a checkpoint the safe way: `weights_only=True` with tinytrainer's allowlist."""
-    with torch.serialization.safe_globals(safe_globals()):
-        return torch.load(path, weights_only=True, map_location="cpu")
+    """Load a checkpoint the safe way: `weights_only=True` with tinytrainer's allowlist.
+
+    torch >= 2.5 scopes the allowlist to this load (`torch.serialization.safe_globals`);
+    torch 2.4 has only `add_safe_globals`, which registers it for the whole process.
+    """
+    serialization = torch.serialization
+    if hasattr(serialization, "safe_globals"):
+        with serialization.safe_globals(safe_globals()):
+            return torch.load(path, weights_only=True, map_location="cpu")
+    serialization.add_safe_globals(safe_globals())
+    return torch.load(path, weights_only=True, map_location="cpu")

@@ -1,0 +1,414 @@
+"""What a checkpoint file holds, statically: its value tree, tensors, storages and globals.
+
+`open_inventory(path)` reads a file the way the scan does (`container`: the
+one zip reader, the legacy format's five pickles, safetensors headers) and
+walks its pickles with `structure.build_tree` instead of the machine: the
+main pickle (the one `torch.load` reads) gives the tree; every pickle in the
+file (other `.pkl` members, nested archives, pickles appended after a STOP)
+gives its globals, each one marked when it can run code (`danger`). No tensor
+byte is read: a storage's size comes from its persistent id, and in a torch
+zip its `data/<key>` record's size from the central directory.
+
+`walk_entries(root)` flattens a tree into `Entry` rows in depth-first order,
+each node once: a node met again (memo reuse, tied tensors, cycles) is an
+entry that names the path where it was first shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from ..errors import PickleFormatError, UnreadableCheckpointError
+from .container import Checkpoint, PickleBlob, checkpoint_from_bytes, open_checkpoint
+from .danger import is_dangerous_global, why_dangerous
+from .names import DYNAMIC_GLOBAL
+from .safetensors import Header
+from .structure import (
+    BigInt,
+    Blob,
+    GlobalName,
+    LongStr,
+    Mapping,
+    NdArray,
+    NpDtype,
+    NumpyScalar,
+    Object,
+    Opaque,
+    Sequence,
+    SetNode,
+    Storage,
+    Tensor,
+    Tree,
+    build_tree,
+    type_name,
+)
+
+#: Formats whose main pickle `torch.load` reads (and so whose tree `show` shows).
+_TREE_FORMATS: Final = frozenset({"torch-zip", "torch-legacy", "pickle", "torchscript", "npy"})
+# A name `pickle` could import (the scanner's rule for members that may not be pickles).
+_IMPORTABLE: Final = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+@dataclass(frozen=True)
+class GlobalUse:
+    """A global named anywhere in the file: how often, and whether it can run code."""
+
+    module: str
+    attr: str
+    count: int
+    why: str  # why it is dangerous; empty when it is not
+
+    @property
+    def name(self) -> str:
+        """`module.name`, as the pickle spells it."""
+        return f"{self.module}.{self.attr}"
+
+    @property
+    def dangerous(self) -> bool:
+        """Whether loading it can run code."""
+        return bool(self.why)
+
+
+@dataclass
+class Inventory:
+    """A checkpoint's contents, read without executing it."""
+
+    path: str
+    format: str
+    root: object = None  # the main pickle's value tree (None: safetensors, or no main pickle)
+    header: Header | None = None  # a safetensors file's header
+    globals: list[GlobalUse] = field(default_factory=list)
+    storages: dict[str, Storage] = field(default_factory=dict)
+    pickles: list[str] = field(default_factory=list)  # every pickle walked, main first
+    problems: list[str] = field(default_factory=list)  # what torch or safetensors would refuse
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def dangerous(self) -> list[GlobalUse]:
+        """The globals that can run code."""
+        return [g for g in self.globals if g.dangerous]
+
+
+def open_inventory(path: str | os.PathLike[str]) -> Inventory:
+    """The inventory of a checkpoint file; `UnreadableCheckpointError` when it cannot be read."""
+    return inventory_of(open_checkpoint(path))
+
+
+def inventory_from_bytes(data: bytes, shown: str = "<bytes>") -> Inventory:
+    """`open_inventory` for bytes held in memory."""
+    return inventory_of(checkpoint_from_bytes(data, shown))
+
+
+def inventory_of(ckpt: Checkpoint) -> Inventory:
+    """Walk an opened checkpoint's pickles into its inventory."""
+    inv = Inventory(ckpt.path, ckpt.format, header=ckpt.header, problems=list(ckpt.problems))
+    counts: Counter[tuple[str, str]] = Counter()
+    errors = list(ckpt.errors)
+    queue = list(ckpt.pickles)
+    main_tree: Tree | None = None
+    while queue:
+        blob = queue.pop(0)
+        try:
+            tree = build_tree(blob.data, blob.start)
+        except PickleFormatError as exc:
+            partial = exc.partial if isinstance(exc.partial, Tree) else None
+            # As the scan: what a real unpickler would have run before the bad byte
+            # is reported; otherwise a member that may not be a pickle is just data.
+            ran = partial is not None and _plausible(partial) and _names_danger(partial)
+            if blob.optional and not ran:
+                continue
+            if partial is not None and ran:
+                counts.update(partial.globals)
+            where = blob.member
+            if ckpt.format == "torch-legacy":
+                where = f"legacy torch file, {blob.member} pickle"
+            errors.append(f"{where}: {exc}")
+            continue
+        if blob.optional and not _plausible(tree):
+            continue
+        inv.pickles.append(blob.member)
+        counts.update(tree.globals)
+        if blob.main and main_tree is None:
+            main_tree = tree
+        if tree.end < len(blob.data) and ckpt.format != "torch-legacy":
+            queue.append(_appended(blob, tree.end))
+    inv.globals = [
+        GlobalUse(module, attr, count, _why(module, attr))
+        for (module, attr), count in sorted(counts.items())
+    ]
+    if errors and not inv.dangerous:
+        raise UnreadableCheckpointError(ckpt.path, errors[0])
+    inv.problems += errors
+    if main_tree is not None and ckpt.format in _TREE_FORMATS:
+        inv.root = main_tree.root
+        inv.storages = main_tree.storages
+        if ckpt.format == "torch-zip":
+            inv.problems += _storage_records(ckpt, main_tree)
+        inv.problems += _tensor_extents(main_tree.tensors)
+    elif ckpt.format != "safetensors" and main_tree is None:
+        inv.notes.append("no pickle that torch.load reads: nothing to show but the globals")
+    return inv
+
+
+def _why(module: str, attr: str) -> str:
+    if not is_dangerous_global(module, attr):
+        return ""
+    return why_dangerous(module, attr) or "can run code"
+
+
+def _plausible(tree: Tree) -> bool:
+    # As the scanner's rule: every global importable (text that parses as a
+    # protocol 0 pickle yields "globals" like `lass Linear(Module):`).
+    return all(
+        module in (DYNAMIC_GLOBAL, "copyreg.extension")
+        or (_IMPORTABLE.match(module) and _IMPORTABLE.match(attr))
+        for module, attr in tree.globals
+    )
+
+
+def _names_danger(tree: Tree) -> bool:
+    return any(is_dangerous_global(module, attr) for module, attr in tree.globals)
+
+
+def _appended(blob: PickleBlob, end: int) -> PickleBlob:
+    base = blob.member.split(" (appended", 1)[0]
+    return PickleBlob(f"{base} (appended at byte {end})", blob.data, start=end, optional=True)
+
+
+def _storage_records(ckpt: Checkpoint, tree: Tree) -> list[str]:
+    """Storages whose `data/<key>` record is missing or too short (torch.load would fail)."""
+    archive, layout = ckpt.archive, ckpt.layout
+    if archive is None or layout is None or layout.main is None or not tree.storages:
+        return []
+    prefix = layout.prefix + b"/data/"
+    # One pass over the directory (a lookup per storage would be quadratic).
+    sizes: dict[bytes, int] = {}
+    for entry in archive.entries:
+        if entry.raw[: len(prefix)].lower() == prefix.lower():
+            sizes.setdefault(entry.raw[len(prefix) :].lower(), entry.size)
+    problems = []
+    for key, storage in tree.storages.items():
+        size = sizes.get(key.encode("utf-8", "replace").lower())
+        shown = f"{layout.prefix.decode('utf-8', 'replace')}/data/{key}"
+        if size is None:
+            problems.append(f"storage {key}: no {shown} record in the archive (torch.load fails)")
+        elif storage.nbytes is not None and size < storage.nbytes:
+            problems.append(
+                f"storage {key}: {shown} holds {size:,} bytes, the pickle declares "
+                f"{storage.nbytes:,} (torch.load fails)"
+            )
+    return problems
+
+
+def _tensor_extents(tensors: list[Tensor]) -> list[str]:
+    """Tensors that reach past the end of their storage (torch refuses to rebuild them)."""
+    problems = []
+    for t in tensors:
+        if t.storage is None:
+            continue
+        need = tensor_extent(t)
+        if need is not None and need > t.storage.numel:
+            problems.append(
+                f"a {t.dtype} tensor of shape {list(t.shape or ())} at offset {t.offset} needs "
+                f"{need:,} elements of storage {t.storage.key}, which holds {t.storage.numel:,} "
+                "(torch.load fails)"
+            )
+    return problems
+
+
+def tensor_extent(t: Tensor) -> int | None:
+    """How many elements of its storage a tensor reaches (offset + its last element + 1)."""
+    if t.shape is None or t.stride is None or t.offset is None or len(t.shape) != len(t.stride):
+        return None
+    if any(d == 0 for d in t.shape):
+        return 0
+    storage = t.storage
+    if storage is not None and storage.type_name.endswith("UntypedStorage"):
+        size = t.itemsize  # an untyped storage counts bytes
+        if size is None:
+            return None
+        last = t.offset + sum((d - 1) * s for d, s in zip(t.shape, t.stride, strict=True))
+        return (last + 1) * size
+    return t.offset + sum((d - 1) * s for d, s in zip(t.shape, t.stride, strict=True)) + 1
+
+
+# --- the tree as rows -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a tree: a node and where it sits."""
+
+    path: str  # `state_dict.fc.weight`, `optimizer.param_groups[0].lr`, '' for the root
+    key: str  # how this node is named in its parent: `fc.weight`, `[0]`, `.lr`
+    depth: int
+    node: object
+    same_as: str | None = None  # shown before at this path (memo reuse, tied tensors, cycles)
+    truncated: bool = False  # deeper than the walk's limit: its children are not shown
+
+
+def _is_shared(node: object) -> bool:
+    """Whether a node has an identity worth following (containers, tensors, objects)."""
+    return isinstance(node, (Mapping, Sequence, SetNode, Object, Tensor, NdArray)) or (
+        isinstance(node, tuple) and bool(node) and not is_constant(node)
+    )
+
+
+def is_constant(node: object, depth: int = 0) -> bool:
+    """A value shown on one line: numbers, strings, None, bytes, globals, tuples of them."""
+    if node is None or isinstance(node, (bool, int, float, complex, str)):
+        return True
+    if isinstance(node, (LongStr, BigInt, Blob, GlobalName, NpDtype, NumpyScalar, Opaque)):
+        return True
+    if isinstance(node, tuple) and depth < 3 and len(node) <= 64:
+        return all(is_constant(v, depth + 1) for v in node)
+    return False
+
+
+def children(node: object) -> Iterator[tuple[str, object, str]]:
+    """A node's children as `(key, child, how)`; `how` is `item`, `attr` or `index`."""
+    if isinstance(node, Mapping):
+        for key, value in node.items:
+            yield _key_text(key), value, "item"
+    elif isinstance(node, (Sequence, SetNode)):
+        if not all(is_constant(v) for v in node.items):
+            for i, value in enumerate(node.items):
+                yield f"[{i}]", value, "index"
+    elif isinstance(node, tuple):
+        if not is_constant(node):
+            for i, value in enumerate(node):
+                yield f"[{i}]", value, "index"
+    elif isinstance(node, Object):
+        if node.args and not is_constant(node.args):
+            yield "(args)", node.args, "attr"
+        yield from _state_children(node.state)
+        for i, item in enumerate(node.items):
+            if isinstance(item, tuple) and len(item) == 2 and node.maker and _dictish(node):
+                yield _key_text(item[0]), item[1], "item"
+            else:
+                yield f"[{i}]", item, "index"
+
+
+def _dictish(node: Object) -> bool:
+    return any(isinstance(i, tuple) and len(i) == 2 for i in node.items)
+
+
+def _state_children(state: object) -> Iterator[tuple[str, object, str]]:
+    if state is None:
+        return
+    if isinstance(state, Mapping) and all(isinstance(k, str) for k, _ in state.items):
+        for key, value in state.items:
+            yield f".{key}", value, "attr"
+    elif (
+        isinstance(state, tuple)
+        and len(state) == 2
+        and all(s is None or isinstance(s, Mapping) for s in state)
+    ):  # (__dict__, __slots__ values)
+        for part in state:
+            yield from _state_children(part)
+    else:
+        yield "(state)", state, "attr"
+
+
+def _key_text(key: object) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, LongStr):
+        return key.text(80) + "..."
+    return short_value(key)
+
+
+_MAX_PATH: Final = 512  # longer paths keep their end: 100,000 levels must not cost 100,000**2
+
+
+def join_path(parent: str, key: str, how: str) -> str:
+    """The path of a child: `a.b` for names and dotted keys, `a['x y']`, `a[0]`, `a.attr`."""
+    if len(parent) > _MAX_PATH:
+        parent = "..." + parent[-(_MAX_PATH // 2) :]
+    if how == "attr":
+        return f"{parent}{key}" if key.startswith(".") else f"{parent}.{key}"
+    if how == "index":
+        return f"{parent}{key}"
+    parts = key.split(".")
+    if key and all(p.isidentifier() or p.isdigit() for p in parts):
+        return f"{parent}.{key}" if parent else key
+    return f"{parent}[{key!r}]"
+
+
+def walk_entries(root: object, max_depth: int | None = None) -> Iterator[Entry]:
+    """Every node of the tree, depth first, each container, tensor or object once."""
+    seen: dict[int, str] = {}
+    stack: list[tuple[object, str, str, int]] = [(root, "", "", 0)]
+    while stack:
+        node, path, key, depth = stack.pop()
+        if _is_shared(node):
+            first = seen.get(id(node))
+            if first is not None:
+                yield Entry(path, key, depth, node, same_as=first or "<root>")
+                continue
+            seen[id(node)] = path
+        kids = list(children(node))
+        truncated = max_depth is not None and depth >= max_depth and bool(kids)
+        yield Entry(path, key, depth, node, truncated=truncated)
+        if truncated:
+            continue
+        for child_key, child, how in reversed(kids):
+            stack.append((child, join_path(path, child_key, how), child_key, depth + 1))
+
+
+# --- short values -----------------------------------------------------------------------
+
+_VALUE_LIMIT: Final = 60
+
+
+def short_value(node: object, limit: int = _VALUE_LIMIT) -> str:
+    """A constant's value on one line, cut to about `limit` characters."""
+    text = _value_text(node, limit, 0)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _value_text(node: object, limit: int, depth: int) -> str:
+    if isinstance(node, str):
+        return repr(node if len(node) <= limit else node[:limit])
+    if isinstance(node, bool) or node is None:
+        return repr(node)
+    if isinstance(node, int):
+        return str(node) if node.bit_length() <= 128 else f"<int of {node.bit_length()} bits>"
+    if isinstance(node, (float, complex)):
+        return repr(node)
+    if isinstance(node, LongStr):
+        return f"<str of {node.size:,} bytes: {node.text(40)!r}...>"
+    if isinstance(node, BigInt):
+        return f"<int of {node.width:,} bytes>"
+    if isinstance(node, Blob):
+        if node.head is not None and node.size <= 16:
+            return repr(node.head if node.kind == "bytes" else bytearray(node.head))
+        return f"<{node.kind} of {node.size:,} bytes>"
+    if isinstance(node, GlobalName):
+        return node.name
+    if isinstance(node, NpDtype):
+        return f"dtype({node.code!r})"
+    if isinstance(node, NumpyScalar):
+        return f"{node.dtype}({node.value!r})"
+    if isinstance(node, Opaque):
+        return f"<{node.what}>"
+    if isinstance(node, tuple):
+        if depth > 2:
+            return "(...)"
+        inner = ", ".join(_value_text(v, limit, depth + 1) for v in node[:16])
+        more = ", ..." if len(node) > 16 else ""
+        return f"({inner}{',' if len(node) == 1 else ''}{more})"
+    if isinstance(node, (Sequence, SetNode)):
+        if depth > 2:
+            return "[...]"
+        inner = ", ".join(_value_text(v, limit, depth + 1) for v in node.items[:16])
+        more = ", ..." if len(node.items) > 16 else ""
+        if isinstance(node, Sequence):
+            return f"[{inner}{more}]"
+        return f"{{{inner}{more}}}" if node.items else f"{node.type_name.rpartition('.')[2]}()"
+    return f"<{type_name(node)}>"

@@ -211,9 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
         "`pytest --ckpt-compat --ckpt-compat-report FILE` writes them) into matrix.md, "
         "matrix.html, matrix.json (ckptcompat.matrix/1) and junit.xml: a global x reader table "
         "with the fix beside each blocked global, each cell's status, the project's tests and "
-        "torch.load call sites per reader, and a writer x reader grid per artifact. Prints the "
-        "cells and the globals table. Exit 0 once written (findings are data; `ckptcompat gate` "
-        "decides), 2 on a bad report.",
+        "torch.load call sites per reader, and a writer x reader grid per artifact. Given the "
+        "goldens (--goldens, or the matrix file's), it adds predicted columns for the torch "
+        "releases between the installed ones, and checks every real golden load against its "
+        "prediction. Prints the cells and the globals table. Exit 0 once written (findings "
+        "are data; `ckptcompat gate` decides), 1 when a prediction disagrees with a real load "
+        "(a bug of ours: the outputs are written), 2 on a bad report.",
     )
     report.add_argument(
         "reports",
@@ -229,7 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--matrix",
         metavar="MATRIX_TOML",
         help="the matrix file: each of its cells is expected, and one without a report is "
-        "shown (and gated) as crashed",
+        "shown (and gated) as crashed; its goldens folder is the default of --goldens",
+    )
+    report.add_argument(
+        "--goldens",
+        metavar="DIR",
+        help="the goldens the cells read: predicted columns for the torch releases the matrix "
+        "did not install, and each real load checked against its prediction",
     )
     gate = sub.add_parser(
         "gate",
@@ -566,13 +575,22 @@ def _report(args: argparse.Namespace) -> int:
     from .matrix.render import SNIPPET_FILE, console, html_page, junit, markdown
 
     expect: list[str] = []
+    goldens = args.goldens
     if args.matrix:
         from .matrix.config import load_matrix
 
-        expect = load_matrix(args.matrix).tags
+        matrix = load_matrix(args.matrix)
+        expect = matrix.tags
+        goldens = goldens or matrix.goldens
     elif not args.reports:
         raise CkptCompatError("report: give cell reports, or --matrix (or both)")
     doc = merge_reports((Path(p) for p in args.reports), expect)
+    disagreements: list[str] = []
+    if goldens:
+        from .matrix.predicted import disagreement_lines, predict_columns
+
+        doc["predicted"] = predict_columns(doc, Path(goldens))
+        disagreements = disagreement_lines(doc["predicted"])
     out = Path(args.out)
     outputs = {
         "matrix.md": markdown(doc),
@@ -587,7 +605,9 @@ def _report(args: argparse.Namespace) -> int:
         atomic_write(out / name, text.encode("utf-8"))
     print(f"{console(doc)}\n{fix_verified_line(doc)}")
     print(f"\nwrote {', '.join(str(out / n) for n in outputs)}")
-    return EXIT_OK
+    for line in disagreements:  # the tables or the scan are wrong: ours to fix, loudly
+        print(f"ckptcompat: {line}", file=sys.stderr)
+    return EXIT_FOUND if disagreements else EXIT_OK
 
 
 def _check_fix(args: argparse.Namespace) -> int:

@@ -369,13 +369,56 @@ class MatrixGlobal(TypedDict):
     fix: MatrixFix | None
 
 
-class MatrixDoc(TypedDict):
-    """`ckptcompat.matrix/1`: every reader's cell report, merged.
+class MatrixPredictedReader(TypedDict):
+    """A predicted column: a torch release the matrix did not install, with a readers' numpy."""
 
-    Added after the first release (absent from older documents): `cells`,
-    `tests`, `load_sites`, `not_read`, `stale_globals`, `totals`, `allowlist`,
-    `fix`, and `outcomes[].stale`.
-    """
+    tag: str  # "torch2.9.1-numpy1.25.2 (predicted)"
+    torch: str
+    numpy: str  # "none": a reader without numpy
+
+
+class MatrixPredictedOutcome(TypedDict):
+    """What a predicted reader would do with one golden (`scan --torch`'s verdict)."""
+
+    artifact: str
+    writer: str
+    reader: str  # a `MatrixPredictedReader` tag
+    outcome: str  # ok, blocked, missing, error
+    blocked: list[str]
+    missing: list[str]
+
+
+class MatrixDisagreement(TypedDict):
+    """A real golden load whose prediction for the same reader said otherwise (our bug)."""
+
+    artifact: str
+    writer: str
+    reader: str
+    real: str  # the cell's outcome
+    predicted: str
+    real_names: list[str]  # blocked and missing, as the cell recorded them
+    predicted_names: list[str]
+
+
+class MatrixAgreement(TypedDict):
+    """Predictions for the installed readers against their real loads."""
+
+    checked: int  # golden loads compared
+    disagreements: list[MatrixDisagreement]
+
+
+class MatrixPredicted(TypedDict):
+    """`predicted`: columns for the releases between the installed ones, and their agreement."""
+
+    releases: list[str]
+    readers: list[MatrixPredictedReader]
+    outcomes: list[MatrixPredictedOutcome]
+    agreement: MatrixAgreement
+    problems: list[str]  # goldens not predicted, readers the table does not know
+
+
+class _MatrixDocRequired(TypedDict):
+    """The fields `merge_reports` always writes (see `MatrixDoc`)."""
 
     schema: str
     plugin: str
@@ -394,6 +437,18 @@ class MatrixDoc(TypedDict):
     totals: MatrixTotals
     allowlist: list[str]  # the project's own allowlist, as its cells reported it
     fix: MatrixFixCheck
+
+
+class MatrixDoc(_MatrixDocRequired, total=False):
+    """`ckptcompat.matrix/1`: every reader's cell report, merged.
+
+    Added after the first release (absent from older documents): `cells`,
+    `tests`, `load_sites`, `not_read`, `stale_globals`, `totals`, `allowlist`,
+    `fix`, `outcomes[].stale`, and `predicted` (when the report was given the
+    goldens: `ckptcompat report --goldens`, or `--matrix`).
+    """
+
+    predicted: MatrixPredicted
 
 
 # --- ckptcompat.fixcheck/1 -----------------------------------------------------------

@@ -190,6 +190,7 @@ class Allowlist:
                 if exists is False:
                     missing[name] = f"{name} names nothing under numpy {numpy.version or '(none)'}"
                     continue
+            also_own = True  # a numpy table name is the object's own name
             if exists is None and imports and not name.startswith("torch."):
                 try:
                     obj = resolve(name)
@@ -199,6 +200,9 @@ class Allowlist:
                 type_name = (
                     f"{getattr(obj, '__module__', 'builtins')}.{getattr(obj, '__qualname__', '')}"
                 )
+                also_own = getattr(obj, "__name__", None) == type_name.rpartition(".")[2]
             keys.add(name)
             types.add(type_name)
+            if type_name != name and also_own:  # as `build` keys it: the name the reader writes
+                keys.add(type_name)
         return cls([], frozenset(keys), frozenset(types), missing)

@@ -48,10 +48,28 @@ def installed(package: str) -> Installed | None:
         if spec.origin
         else Path(next(iter(spec.submodule_search_locations or ()), "."))
     )
-    version = _dist_info_version(folder.parent, package)
+    version = _own_version(folder) or _dist_info_version(folder.parent, package)
     if version is None:
         version = _metadata_version(package)  # an editable or unusual install
     return Installed(version, str(folder)) if version else None
+
+
+_OWN_VERSION: Final = re.compile(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+
+
+def _own_version(folder: Path) -> str | None:
+    """`__version__` as the package's `version.py` spells it (torch: `2.5.1+cu124`).
+
+    The package metadata of a torch wheel from PyPI says `2.5.1`; `torch.__version__`,
+    and so the environment tag the plugin writes, says `2.5.1+cu124`: the scan says
+    what `torch.__version__` says. The file is read, never run.
+    """
+    try:
+        with open(folder / "version.py", encoding="utf-8") as fh:
+            found = _OWN_VERSION.search(fh.read(4096))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return found.group(1) if found else None
 
 
 _VERSION_LINE: Final = re.compile(r"^Version:\s*(\S+)\s*$", re.MULTILINE)

@@ -12,11 +12,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import CkptCompatError
 from .options import SAFE_GLOBALS_INI
+
+if TYPE_CHECKING:
+    from .scan.allowlist import Allowlist
+    from .scan.numpy_reader import ReaderNumpy
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -74,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-project-config",
         action="store_true",
         help=f"ignore the {SAFE_GLOBALS_INI} ini key of the pytest configuration found here",
+    )
+    scan.add_argument(
+        "--torch",
+        metavar="SPEC",
+        help="predict for torch releases that need not be installed, from the rules table: a "
+        "version (2.6), a list (2.4,2.6), a range (>=2.4 or >=2.4,<2.9) or all; one release "
+        "prints the same report as a scan under it, several one line per file "
+        "(--json: ckptcompat.predict/1)",
+    )
+    scan.add_argument(
+        "--numpy",
+        metavar="VERSION",
+        help="the reader's numpy for the prediction (1.23-2.4, or none; default: the numpy "
+        "installed here)",
     )
     scan.add_argument(
         "--first-party",
@@ -193,9 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
         "`pytest --ckpt-compat --ckpt-compat-report FILE` writes them) into matrix.md, "
         "matrix.html, matrix.json (ckptcompat.matrix/1) and junit.xml: a global x reader table "
         "with the fix beside each blocked global, each cell's status, the project's tests and "
-        "torch.load call sites per reader, and a writer x reader grid per artifact. Prints the "
-        "cells and the globals table. Exit 0 once written (findings are data; `ckptcompat gate` "
-        "decides), 2 on a bad report.",
+        "torch.load call sites per reader, and a writer x reader grid per artifact. Given the "
+        "goldens (--goldens, or the matrix file's), it adds predicted columns for the torch "
+        "releases between the installed ones, and checks every real golden load against its "
+        "prediction. Prints the cells and the globals table. Exit 0 once written (findings "
+        "are data; `ckptcompat gate` decides), 1 when a prediction disagrees with a real load "
+        "(a bug of ours: the outputs are written), 2 on a bad report.",
     )
     report.add_argument(
         "reports",
@@ -211,7 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--matrix",
         metavar="MATRIX_TOML",
         help="the matrix file: each of its cells is expected, and one without a report is "
-        "shown (and gated) as crashed",
+        "shown (and gated) as crashed; its goldens folder is the default of --goldens",
+    )
+    report.add_argument(
+        "--goldens",
+        metavar="DIR",
+        help="the goldens the cells read: predicted columns for the torch releases the matrix "
+        "did not install, and each real load checked against its prediction",
     )
     gate = sub.add_parser(
         "gate",
@@ -322,32 +349,51 @@ def _project(args: argparse.Namespace) -> tuple[list[str], frozenset[str]]:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    names, first_party = _project(args)
-    try:
-        from .scan.rules import TorchRules
-
-        rules = TorchRules.from_installed()
-    except ImportError as exc:
-        raise CkptCompatError(
-            f"torch is not importable here ({exc}); scan judges files against the installed torch"
-        ) from None
-    from . import schemas
+    # No `import torch` (seconds) and no `import numpy`: the rules tables answer
+    # for the installed versions, read from their package metadata.
     from .scan.allowlist import Allowlist
+    from .scan.machine import TypeResolver
+    from .scan.predict import reader_numpy, select_torch
+
+    names, first_party = _project(args)
+    numpy = reader_numpy(args.numpy)
+    allowlist = Allowlist.for_reader(names, numpy)
+    found = _checkpoint_paths(args)
+    if args.torch is not None:
+        selection = select_torch(args.torch)
+        if not selection.single:
+            if args.format == "sarif":
+                raise CkptCompatError(
+                    "scan: --format sarif judges one torch release; give --torch one version"
+                )
+            return _scan_many(args, found, selection.versions, numpy, allowlist)
+        from .scan import torch_table
+
+        rules = torch_table.rules_for(selection.versions[0])
+    else:
+        from .scan.torch_reader import installed_rules
+
+        rules = installed_rules()
+    from . import schemas
     from .scan.scanner import FileScan, scan_file
 
-    allowlist = Allowlist.build(names)
-    found = _checkpoint_paths(args)
+    predicted = args.torch is not None or args.numpy is not None
+    types = TypeResolver(numpy)
     results = [
-        scan_file(path, rules, allowlist) if error is None else FileScan(str(path), error=error)
+        scan_file(path, rules, allowlist, types=types)
+        if error is None
+        else FileScan(str(path), error=error)
         for path, error in found.entries
     ]
     if args.format in ("json", "sarif"):
-        doc: dict[str, Any] = {
+        doc: schemas.ScanDoc = {
             "schema": schemas.SCAN,
             "torch": rules.version,
-            "numpy": _numpy_version(),
+            "numpy": numpy.version,
             "files": [r.to_json() for r in results],
         }
+        if predicted:
+            doc["predicted"] = True
         if found.directories:
             doc["skipped"] = dict(found.skipped)
         if args.format == "sarif":
@@ -359,15 +405,67 @@ def _scan(args: argparse.Namespace) -> int:
     else:
         from .scan.text import scan_text
 
-        print(scan_text(results, rules, first_party))
+        reader = None
+        if predicted:
+            reader = f"torch {rules.version} (predicted, {_numpy_words(numpy.version)})"
+        print(scan_text(results, rules, first_party, reader=reader))
         if found.directories:
             print(_searched_line(found, len(results)))
-    for result in results:
-        if result.error:
-            print(f"ckptcompat: error: {result.error}", file=sys.stderr)
-    if any(r.error for r in results):
+    return _scan_exit([(r.error, r.loadable) for r in results])
+
+
+def _scan_exit(results: Sequence[tuple[str | None, bool]]) -> int:
+    """Print unreadable files on stderr; the exit code of `scan` for (error, loadable) pairs."""
+    for error, _ in results:
+        if error:
+            print(f"ckptcompat: error: {error}", file=sys.stderr)
+    if any(error for error, _ in results):
         return EXIT_USAGE
-    return EXIT_OK if all(r.loadable for r in results) else EXIT_FOUND
+    return EXIT_OK if all(loadable for _, loadable in results) else EXIT_FOUND
+
+
+def _scan_many(
+    args: argparse.Namespace,
+    found: Any,
+    versions: Sequence[str],
+    numpy: ReaderNumpy,
+    allowlist: Allowlist,
+) -> int:
+    from . import schemas
+    from .scan.predict import Prediction, predict_file
+    from .scan.scanner import FileScan
+
+    def unusable(path: Path, error: str) -> Prediction:  # the same for every release
+        return Prediction(
+            str(path), numpy.version, {v: FileScan(str(path), error=error) for v in versions}
+        )
+
+    results = [
+        predict_file(path, versions, numpy=numpy, allowlist=allowlist)
+        if error is None
+        else unusable(path, error)
+        for path, error in found.entries
+    ]
+    if args.format == "json":
+        doc: schemas.PredictDoc = {
+            "schema": schemas.PREDICT,
+            "predicted": True,
+            "torch": list(versions),
+            "numpy": numpy.version,
+            "files": [r.to_json() for r in results],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        for result in results:
+            if not result.error:  # reported on stderr
+                print(result.summary())
+        if found.directories:
+            print(_searched_line(found, len(results)))
+    return _scan_exit([(r.error, r.loadable_everywhere) for r in results])
+
+
+def _numpy_words(version: str | None) -> str:
+    return f"numpy {version}" if version else "no numpy"
 
 
 def _include_option(parser: argparse.ArgumentParser) -> None:
@@ -477,13 +575,22 @@ def _report(args: argparse.Namespace) -> int:
     from .matrix.render import SNIPPET_FILE, console, html_page, junit, markdown
 
     expect: list[str] = []
+    goldens = args.goldens
     if args.matrix:
         from .matrix.config import load_matrix
 
-        expect = load_matrix(args.matrix).tags
+        matrix = load_matrix(args.matrix)
+        expect = matrix.tags
+        goldens = goldens or matrix.goldens
     elif not args.reports:
         raise CkptCompatError("report: give cell reports, or --matrix (or both)")
     doc = merge_reports((Path(p) for p in args.reports), expect)
+    disagreements: list[str] = []
+    if goldens:
+        from .matrix.predicted import disagreement_lines, predict_columns
+
+        doc["predicted"] = predict_columns(doc, Path(goldens))
+        disagreements = disagreement_lines(doc["predicted"])
     out = Path(args.out)
     outputs = {
         "matrix.md": markdown(doc),
@@ -498,7 +605,9 @@ def _report(args: argparse.Namespace) -> int:
         atomic_write(out / name, text.encode("utf-8"))
     print(f"{console(doc)}\n{fix_verified_line(doc)}")
     print(f"\nwrote {', '.join(str(out / n) for n in outputs)}")
-    return EXIT_OK
+    for line in disagreements:  # the tables or the scan are wrong: ours to fix, loudly
+        print(f"ckptcompat: {line}", file=sys.stderr)
+    return EXIT_FOUND if disagreements else EXIT_OK
 
 
 def _check_fix(args: argparse.Namespace) -> int:
@@ -551,11 +660,3 @@ def _gate(args: argparse.Namespace) -> int:
         print(f"{args.matrix} against {args.baseline}")
     print(result.text())
     return EXIT_OK if result.passed else EXIT_FOUND
-
-
-def _numpy_version() -> str | None:
-    try:
-        import numpy
-    except ImportError:
-        return None
-    return str(numpy.__version__)

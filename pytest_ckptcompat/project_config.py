@@ -32,11 +32,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - 3.10
-    import tomli as tomllib
-
 from .errors import CkptCompatError
 
 Mode = Literal["ini", "toml"]
@@ -72,6 +67,12 @@ def _problem(path: Path, exc: BaseException) -> CkptCompatError:
 
 
 def _toml(path: Path) -> dict[str, object]:
+    # Imported here: `ckptcompat scan` starts in milliseconds, and often finds no file.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - 3.10
+        import tomli as tomllib
+
     try:
         document: dict[str, object] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Final, TypedDict
 
 SCAN: Final = "ckptcompat.scan/1"
+PREDICT: Final = "ckptcompat.predict/1"
 REPORT: Final = "ckptcompat.report/1"
 MATRIX: Final = "ckptcompat.matrix/1"
 BASELINE: Final = "ckptcompat.baseline/1"
@@ -72,13 +73,51 @@ class ScanFile(TypedDict):
     notes: list[str]  # facts about how torch loads the file that do not stop it
 
 
-class ScanDoc(TypedDict):
-    """`ckptcompat.scan/1`."""
-
+class _ScanDocRequired(TypedDict):
     schema: str
     torch: str
     numpy: str | None
     files: list[ScanFile]
+
+
+class ScanDoc(_ScanDocRequired, total=False):
+    """`ckptcompat.scan/1`."""
+
+    predicted: bool  # `scan --torch X`: judged by the rules table, X is not installed here
+    skipped: dict[str, int]  # a directory scanned: files not read, by kind ("config", "other")
+
+
+# --- ckptcompat.predict/1 (`scan --torch` with several releases) -------------------------
+
+
+class PredictedVerdict(TypedDict):
+    """What one torch release does with one file (`files[].by_torch[version]`)."""
+
+    loadable: bool
+    outcome: str  # ok, blocked, missing or error (vocab.Outcome; never mismatch)
+    blocked: list[str]  # names as torch looks them up, in pickle order
+    missing: list[str]  # names that exist in neither spelling under the reader's numpy
+    obstacles: list[ScanObstacle]  # what no allowlist fixes
+    dangerous: bool
+
+
+class PredictFile(TypedDict):
+    """One file judged by several torch releases (`files[]`)."""
+
+    path: str
+    format: str | None
+    error: str | None
+    by_torch: dict[str, PredictedVerdict]  # release -> verdict, oldest first
+
+
+class PredictDoc(TypedDict):
+    """`ckptcompat.predict/1`: `ckptcompat scan --torch SPEC --json` for several releases."""
+
+    schema: str
+    predicted: bool  # always true
+    torch: list[str]  # the releases SPEC selected, oldest first
+    numpy: str | None
+    files: list[PredictFile]
 
 
 # --- ckptcompat.report/1 -------------------------------------------------------------
@@ -330,13 +369,56 @@ class MatrixGlobal(TypedDict):
     fix: MatrixFix | None
 
 
-class MatrixDoc(TypedDict):
-    """`ckptcompat.matrix/1`: every reader's cell report, merged.
+class MatrixPredictedReader(TypedDict):
+    """A predicted column: a torch release the matrix did not install, with a readers' numpy."""
 
-    Added after the first release (absent from older documents): `cells`,
-    `tests`, `load_sites`, `not_read`, `stale_globals`, `totals`, `allowlist`,
-    `fix`, and `outcomes[].stale`.
-    """
+    tag: str  # "torch2.9.1-numpy1.25.2 (predicted)"
+    torch: str
+    numpy: str  # "none": a reader without numpy
+
+
+class MatrixPredictedOutcome(TypedDict):
+    """What a predicted reader would do with one golden (`scan --torch`'s verdict)."""
+
+    artifact: str
+    writer: str
+    reader: str  # a `MatrixPredictedReader` tag
+    outcome: str  # ok, blocked, missing, error
+    blocked: list[str]
+    missing: list[str]
+
+
+class MatrixDisagreement(TypedDict):
+    """A real golden load whose prediction for the same reader said otherwise (our bug)."""
+
+    artifact: str
+    writer: str
+    reader: str
+    real: str  # the cell's outcome
+    predicted: str
+    real_names: list[str]  # blocked and missing, as the cell recorded them
+    predicted_names: list[str]
+
+
+class MatrixAgreement(TypedDict):
+    """Predictions for the installed readers against their real loads."""
+
+    checked: int  # golden loads compared
+    disagreements: list[MatrixDisagreement]
+
+
+class MatrixPredicted(TypedDict):
+    """`predicted`: columns for the releases between the installed ones, and their agreement."""
+
+    releases: list[str]
+    readers: list[MatrixPredictedReader]
+    outcomes: list[MatrixPredictedOutcome]
+    agreement: MatrixAgreement
+    problems: list[str]  # goldens not predicted, readers the table does not know
+
+
+class _MatrixDocRequired(TypedDict):
+    """The fields `merge_reports` always writes (see `MatrixDoc`)."""
 
     schema: str
     plugin: str
@@ -355,6 +437,18 @@ class MatrixDoc(TypedDict):
     totals: MatrixTotals
     allowlist: list[str]  # the project's own allowlist, as its cells reported it
     fix: MatrixFixCheck
+
+
+class MatrixDoc(_MatrixDocRequired, total=False):
+    """`ckptcompat.matrix/1`: every reader's cell report, merged.
+
+    Added after the first release (absent from older documents): `cells`,
+    `tests`, `load_sites`, `not_read`, `stale_globals`, `totals`, `allowlist`,
+    `fix`, `outcomes[].stale`, and `predicted` (when the report was given the
+    goldens: `ckptcompat report --goldens`, or `--matrix`).
+    """
+
+    predicted: MatrixPredicted
 
 
 # --- ckptcompat.fixcheck/1 -----------------------------------------------------------
@@ -478,12 +572,6 @@ class LintDoc(TypedDict):
 
 
 # --- ckptcompat.scan/1, fields added later ---------------------------------------------
-
-
-class ScanDocDirectories(TypedDict, total=False):
-    """Fields of `ckptcompat.scan/1` present when a directory was scanned."""
-
-    skipped: dict[str, int]  # files not read, by kind: "config" (JSON, TOML, ...), "other"
 
 
 # --- ckptcompat.show/1 ---------------------------------------------------------------

@@ -20,7 +20,9 @@
                       "weights_only", "calls", "blocked", "error", "fix", "tests"}],
       "not_read": [{"artifact", "writer", "reader", "why"}],
       "stale_globals": [{"name", "artifacts", "writers"}],
-      "totals": {"expected", "read", "not_read", "stale"}
+      "totals": {"expected", "read", "not_read", "stale"},
+      "predicted": {"releases", "readers", "outcomes", "agreement": {"checked",
+                    "disagreements"}, "problems"}    (matrix.predicted, given the goldens)
     }
 
 Each cell gives the report of its read phase and, from a matrix run, of its

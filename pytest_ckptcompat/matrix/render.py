@@ -20,9 +20,10 @@ from collections.abc import Mapping
 
 from ..environment import parse_tag
 from ..scan.fixes import render as render_fixes
-from ..schemas import MatrixDoc, MatrixGlobal, MatrixOutcome
+from ..schemas import MatrixDoc, MatrixGlobal, MatrixOutcome, MatrixPredicted
 from .cells import site_label
 from .merge import fix_notes, fix_of, fix_verified_line
+from .predicted import disagreement_lines
 
 #: Beside the report: the allowlist every reader gets (`ckptcompat check-fix` applies it).
 SNIPPET_FILE = "safe_globals.py"
@@ -313,6 +314,7 @@ def _markdown(doc: MatrixDoc, *, grids: bool) -> str:
         out += ["", "### The allowlist, for every reader", "", fix_verified_line(doc) + "."]
         out += [f"- {line}" for line in doc["fix"]["failures"]]
         out += ["", "```python", snippet, "```", ""]
+    out += _predicted_md(doc)
     out += _tests_md(doc, readers)
     out += _sites_md(doc, readers)
     out += ["", "## Writer x reader, per artifact", ""]
@@ -601,6 +603,7 @@ def html_page(doc: MatrixDoc) -> str:
         ]
         parts += ["<ul>", *(f"<li>{e(line)}</li>" for line in doc["fix"]["failures"]), "</ul>"]
         parts.append(f"<pre>{e(snippet)}</pre>")
+    parts += _predicted_html(doc)
     parts += _tests_html(doc, readers, head)
     parts += _sites_html(doc, readers, head)
     parts.append("<h2>Writer x reader, per artifact</h2>")
@@ -625,6 +628,94 @@ def html_page(doc: MatrixDoc) -> str:
     parts += [f"<li><b>{e(symbol)}</b>: {e(meaning)}</li>" for symbol, meaning in LEGEND]
     parts += ["</ul>", "</body></html>"]
     return "\n".join(parts) + "\n"
+
+
+_PREDICTED_OUTCOMES = ("ok", "blocked", "missing", "error")
+
+
+def _predicted_rows(predicted: MatrixPredicted) -> list[tuple[str, dict[str, int], list[str]]]:
+    """Per predicted reader: its tag, how many goldens came out how, and the names in the way."""
+    rows: dict[str, tuple[dict[str, int], dict[str, None]]] = {
+        r["tag"]: (dict.fromkeys(_PREDICTED_OUTCOMES, 0), {}) for r in predicted["readers"]
+    }
+    for o in predicted["outcomes"]:
+        counts, names = rows[o["reader"]]
+        counts[o["outcome"]] = counts.get(o["outcome"], 0) + 1
+        names.update(dict.fromkeys([*o["blocked"], *o["missing"]]))
+    return [(tag, counts, list(names)) for tag, (counts, names) in rows.items()]
+
+
+def predicted_line(doc: MatrixDoc) -> str:
+    """One line: the predicted columns and how the predictions fared against the real loads."""
+    predicted = doc.get("predicted")
+    if predicted is None:
+        return ""
+    agreement = predicted["agreement"]
+    bad = len(agreement["disagreements"])
+    checked = agreement["checked"]
+    agreed = (
+        f"predictions agreed with {checked}/{checked} real golden loads"
+        if not bad
+        else f"predictions DISAGREED with {bad} of {checked} real golden loads (a bug of ours)"
+    )
+    if not predicted["releases"]:
+        return f"no torch release between the installed ones to predict; {agreed}"
+    loads = sum(1 for o in predicted["outcomes"] if o["outcome"] == "ok")
+    return (
+        f"predicted, not installed: torch {', '.join(predicted['releases'])}: {loads} of "
+        f"{len(predicted['outcomes'])} golden loads would work; {agreed}"
+    )
+
+
+def _predicted_md(doc: MatrixDoc) -> list[str]:
+    predicted = doc.get("predicted")
+    if predicted is None:
+        return []
+    out = [
+        "",
+        "## Predicted readers (not installed)",
+        "",
+        predicted_line(doc) + ".",
+        "",
+        "Judged from torch's rules table with the readers' numpy and the project's allowlist "
+        "(as `ckptcompat scan --torch` does): nothing was installed or loaded for these rows.",
+    ]
+    out += [f"- {line}" for line in disagreement_lines(predicted)]
+    out += [f"- {line}" for line in predicted["problems"]]
+    if predicted["readers"]:
+        labels = [_OUTCOME_MD[o] for o in _PREDICTED_OUTCOMES]
+        out += ["", "| predicted reader | " + " | ".join(labels) + " | in the way |"]
+        out.append("|---|" + "---|" * len(labels) + "---|")
+        for tag, counts, names in _predicted_rows(predicted):
+            cells = " | ".join(str(counts[o]) for o in _PREDICTED_OUTCOMES)
+            shown = ", ".join(f"`{n}`" for n in names) or "-"
+            out.append(f"| {env_label(tag.removesuffix(' (predicted)'))} | {cells} | {shown} |")
+    return out
+
+
+def _predicted_html(doc: MatrixDoc) -> list[str]:
+    predicted = doc.get("predicted")
+    if predicted is None:
+        return []
+    e = html.escape
+    parts = [
+        "<h2>Predicted readers (not installed)</h2>",
+        f"<p>{e(predicted_line(doc))}. Judged from torch's rules table with the readers' numpy "
+        "and the project's allowlist (as <code>ckptcompat scan --torch</code> does): nothing "
+        "was installed or loaded for these rows.</p>",
+    ]
+    notes = [*disagreement_lines(predicted), *predicted["problems"]]
+    if notes:
+        parts += ["<ul>", *(f"<li>{e(n)}</li>" for n in notes), "</ul>"]
+    if predicted["readers"]:
+        head = "".join(f"<th>{e(o)}</th>" for o in _PREDICTED_OUTCOMES)
+        parts.append(f"<table><tr><th>predicted reader</th>{head}<th>in the way</th></tr>")
+        for tag, counts, names in _predicted_rows(predicted):
+            tds = "".join(f"<td>{counts[o]}</td>" for o in _PREDICTED_OUTCOMES)
+            shown = ", ".join(f"<code>{e(n)}</code>" for n in names) or "-"
+            parts.append(f"<tr><th>{e(tag)}</th>{tds}<td>{shown}</td></tr>")
+        parts.append("</table>")
+    return parts
 
 
 def _square_td(
@@ -908,6 +999,8 @@ def console(doc: MatrixDoc) -> str:
         for r in readers
     }
     lines = [summary_line(doc)]
+    if doc.get("predicted") is not None:
+        lines.append(predicted_line(doc))
     if doc.get("cells"):
         lines.append(cells_line(doc))
         lines += [f"  {tag} {phase} phase: {problem}" for tag, phase, problem in _problems(doc)]

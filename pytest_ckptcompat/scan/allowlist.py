@@ -18,11 +18,15 @@ import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import SafeGlobalError
 from .names import dtype_class_code, other_numpy_spelling
 from .rules import TorchRules
 from .snippet import named
+
+if TYPE_CHECKING:
+    from .numpy_reader import ReaderNumpy
 
 _ENTRY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*\.[A-Za-z_][\w\[\]]*$")
 
@@ -160,3 +164,45 @@ class Allowlist:
                 entries.append(obj)
                 keys.add(own)
         return cls(entries, frozenset(keys), frozenset(types), missing)
+
+    @classmethod
+    def for_reader(
+        cls, names: Iterable[str], numpy: ReaderNumpy, *, imports: bool = True
+    ) -> Allowlist:
+        """The keys, types and missing entries of `names` for a scan (no objects to register).
+
+        What `build` would compute in the reader, without importing torch or
+        numpy where it can: a numpy name is answered by the numpy table for
+        the reader's numpy (installed here or not), a `torch.*` name is taken
+        as spelled (the reader's torch may not be the one installed here), and
+        any other name (the project's own classes, the standard library) is
+        imported here, as `build` does; with `imports=False` (a report job
+        without the project installed), taken as spelled too.
+        """
+        keys: set[str] = set()
+        types: set[str] = set()
+        missing: dict[str, str] = {}
+        for name in dict.fromkeys(names):
+            exists: bool | None = None
+            type_name = name
+            if name.startswith("numpy."):
+                exists, type_name = numpy.entry(name)
+                if exists is False:
+                    missing[name] = f"{name} names nothing under numpy {numpy.version or '(none)'}"
+                    continue
+            also_own = True  # a numpy table name is the object's own name
+            if exists is None and imports and not name.startswith("torch."):
+                try:
+                    obj = resolve(name)
+                except SafeGlobalError as exc:
+                    missing[name] = str(exc)
+                    continue
+                type_name = (
+                    f"{getattr(obj, '__module__', 'builtins')}.{getattr(obj, '__qualname__', '')}"
+                )
+                also_own = getattr(obj, "__name__", None) == type_name.rpartition(".")[2]
+            keys.add(name)
+            types.add(type_name)
+            if type_name != name and also_own:  # as `build` keys it: the name the reader writes
+                keys.add(type_name)
+        return cls([], frozenset(keys), frozenset(types), missing)

@@ -26,13 +26,15 @@ from __future__ import annotations
 import codecs
 import mmap
 import pickletools
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ..errors import PickleFormatError
 from .names import DYNAMIC_GLOBAL, is_numpy_dtype_class, numpy_spellings
+
+if TYPE_CHECKING:
+    from .numpy_reader import ReaderNumpy
 
 # Opcode bytes by name, from `pickletools` (the standard library's own
 # table). Module-level ints, because the loop below compares against them
@@ -226,28 +228,44 @@ class TypeResolver:
     """Names the types that only exist at BUILD time (numpy's dtype and RNG classes).
 
     The answer depends on the reader's numpy (`numpy.dtypes.Float64DType` on
-    numpy >= 1.25, `numpy.dtype[float64]` before), so it is asked of the numpy
-    installed here, lazily, and only with inputs that cannot run code (a dtype
-    code string, a bit-generator class name).
+    numpy >= 1.25, `numpy.dtype[float64]` before): `numpy` is that reader's
+    (`reader.ReaderNumpy`; default: the numpy installed here). The offline
+    numpy table answers without importing numpy; numpy itself is asked only
+    with inputs that cannot run code (a dtype code string, a class name).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, numpy: ReaderNumpy | None = None) -> None:
+        self._numpy = numpy
         self._dtype_cache: dict[str, str | None] = {}
-        self._numpy_random: dict[str, str] | None = None
+
+    @property
+    def numpy(self) -> ReaderNumpy:
+        """The reader's numpy (the installed one is looked up on first use)."""
+        if self._numpy is None:
+            from .numpy_reader import ReaderNumpy
+
+            self._numpy = ReaderNumpy.here()
+        return self._numpy
 
     def dtype_class(self, code: object) -> str | None:
-        """`numpy.dtypes.Float64DType` for `'f8'`, from the numpy installed here."""
+        """`numpy.dtypes.Float64DType` for `'f8'`, under the reader's numpy."""
         if not isinstance(code, str) or not _is_dtype_code(code):
             return None
         if code not in self._dtype_cache:
-            self._dtype_cache[code] = _numpy_dtype_class(code)
+            self._dtype_cache[code] = self.numpy.dtype_class(code)
         return self._dtype_cache[code]
 
     def numpy_random(self, key: str) -> str:
         """`module.qualname` of a numpy.random class, e.g. `RandomState`."""
-        if self._numpy_random is None:
-            self._numpy_random = _numpy_random_names()
-        return self._numpy_random.get(key, f"numpy.random.{key}")
+        return self.numpy.random_class(key)
+
+    def missing(self, facts: PickleFacts) -> dict[str, str]:
+        """The globals of `facts` that name nothing under the reader's numpy, with the reason."""
+        out = {}
+        for name, ref in facts.globals.items():
+            if ref.module.startswith("numpy") and (why := self.numpy.missing(name)):
+                out[name] = why
+        return out
 
     def reduce_result(self, func: str, args: object) -> str | None:
         """The type REDUCE of `func` would produce; the callable itself by default."""
@@ -277,35 +295,6 @@ def _is_dtype_code(code: str) -> bool:
     # Plain type codes like 'f8', '<i4', 'U5', 'M8[ns]', 'b1', 'O8': anything
     # richer (structured dtypes) is left alone rather than parsed.
     return 0 < len(code) <= 16 and all(c.isalnum() or c in "<>|=[]" for c in code)
-
-
-def _numpy_dtype_class(code: str) -> str | None:
-    try:
-        import numpy as np
-    except ImportError:
-        return None
-    # The code comes from the file: numpy may warn on it (a deprecated alias
-    # such as "a") or refuse it in any way; either way it names no class.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            cls = type(np.dtype(code))
-        except Exception:
-            return None
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _numpy_random_names() -> dict[str, str]:
-    try:
-        import numpy.random as npr
-    except ImportError:
-        return {}
-    names = {}
-    for key in ("RandomState", "Generator", "MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"):
-        cls = getattr(npr, key, None)
-        if cls is not None:
-            names[key] = f"{cls.__module__}.{cls.__qualname__}"
-    return names
 
 
 def analyze(

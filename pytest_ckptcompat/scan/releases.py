@@ -30,6 +30,8 @@ BUILD_DEFAULT_ALLOWED: Final[Release] = (2, 6)
 TORCHSCRIPT_REFUSED: Final[Release] = (2, 6)
 #: An allowlisted object is keyed by `__module__.__qualname__` (before: `__name__`).
 QUALNAME_KEYS: Final[Release] = (2, 7)
+#: torch.load refuses an archive whose `byteorder` record is neither `little` nor `big`.
+BYTEORDER_CHECKED: Final[Release] = (2, 1)
 #: The only release whose unpickler appends to an allowlisted list subclass.
 LIST_SUBCLASS_APPENDS: Final[Release] = (2, 14)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import CkptCompatError, PickleFormatError, UnreadableCheckpointError
@@ -95,12 +95,32 @@ def _global_json(r: Requirement) -> ScanGlobal:
 
 def walk(blob: PickleBlob, rules: TorchRules, types: TypeResolver) -> PickleFacts:
     """The facts of one pickle: the fast path when it applies, else the exact machine."""
+    return walk_for(blob, rules.supported_opcodes, types)
+
+
+def walk_for(
+    blob: PickleBlob,
+    supported: frozenset[int],
+    types: TypeResolver,
+    track: frozenset[int] = frozenset(),
+) -> PickleFacts:
+    """`walk` for readers that together support the opcodes `supported`.
+
+    The fast path consumes only opcodes in `supported` and records the first
+    offset of each one in `track` (those some of the readers lack), so its
+    facts hold for each reader; any other opcode sends the pickle to the
+    exact machine, which records every opcode for each torch to judge.
+    """
     if blob.facts is not None:
         return blob.facts
-    facts = analyze_fast(blob.data, blob.start, supported=rules.supported_opcodes, types=types)
+    facts = analyze_fast(blob.data, blob.start, supported=supported, types=types, track=track)
     if facts is None:
         facts = analyze(blob.data, blob.start, types=types)
     return facts
+
+
+#: How `_judge` walks a pickle (a cache of walks, when several torches judge one file).
+Walker = Callable[[PickleBlob], PickleFacts]
 
 
 def scan_file(
@@ -133,20 +153,83 @@ def _scan(
     allowlist: Allowlist | None,
     types: TypeResolver | None,
 ) -> FileScan:
+    return scan_for(shown, opener, [rules], allowlist, types)[0]
+
+
+def scan_for(
+    shown: str,
+    opener: Callable[[], Checkpoint],
+    readers: Sequence[TorchRules],
+    allowlist: Allowlist | None = None,
+    types: TypeResolver | None = None,
+) -> list[FileScan]:
+    """One checkpoint judged by several torches: opened once, each pickle walked once.
+
+    `opener` returns the checkpoint (`open_checkpoint(path)` or
+    `checkpoint_from_bytes(data)`); the result has one `FileScan` per reader,
+    in order, each exactly what `scan_file` with that reader's rules returns.
+    """
+    allowlist = allowlist or Allowlist()
+    types = types or TypeResolver()
     try:
         ckpt = opener()
-        return _judge(ckpt, rules, allowlist or Allowlist(), types or TypeResolver())
     except UnreadableCheckpointError as exc:
-        return FileScan(shown, error=str(exc))
-    except CkptCompatError as exc:  # pragma: no cover - defensive: every error names the file
-        return FileScan(shown, error=f"{shown}: {exc}")
+        return [FileScan(shown, error=str(exc)) for _ in readers]
+    walker: Walker | None = None  # one reader: each pickle is walked once anyway
+    if len(readers) > 1:
+        walker = _Walks([r.supported_opcodes for r in readers], types)
+    out = []
+    for rules in readers:
+        try:
+            out.append(_judge(ckpt, rules, allowlist, types, walker))
+        except UnreadableCheckpointError as exc:
+            out.append(FileScan(shown, error=str(exc)))
+        except CkptCompatError as exc:  # pragma: no cover - defensive: every error names the file
+            out.append(FileScan(shown, error=f"{shown}: {exc}"))
+    return out
+
+
+class _Walks:
+    """Each pickle of a checkpoint walked once, for readers supporting the opcode sets given."""
+
+    def __init__(self, supported: Sequence[frozenset[int]], types: TypeResolver) -> None:
+        self.supported = frozenset.union(*supported)
+        self.track = self.supported - frozenset.intersection(*supported)
+        self.types = types
+        # Keyed on the blob's buffer (kept alive by the checkpoint) and start.
+        self.done: dict[tuple[int, int, str], PickleFacts | PickleFormatError] = {}
+
+    def __call__(self, blob: PickleBlob) -> PickleFacts:
+        key = (id(blob.data), blob.start, blob.member)
+        if key not in self.done:
+            try:
+                self.done[key] = walk_for(blob, self.supported, self.types, self.track)
+            except PickleFormatError as exc:
+                self.done[key] = exc
+        found = self.done[key]
+        if isinstance(found, PickleFormatError):
+            raise PickleFormatError(str(found), partial=found.partial)
+        return found
 
 
 def _judge(
-    ckpt: Checkpoint, rules: TorchRules, allowlist: Allowlist, types: TypeResolver
+    ckpt: Checkpoint,
+    rules: TorchRules,
+    allowlist: Allowlist,
+    types: TypeResolver,
+    walker: Walker | None = None,
 ) -> FileScan:
+    if walker is None:
+
+        def walker(blob: PickleBlob) -> PickleFacts:
+            return walk(blob, rules, types)
+
     requirements: dict[str, Requirement] = {}
-    obstacles: list[Obstacle] = [Obstacle("format", p) for p in ckpt.problems]
+    obstacles: list[Obstacle] = [
+        Obstacle("format", p)
+        for p in ckpt.problems
+        if rules.release >= ckpt.since.get(p, (0, 0))  # a problem of later torches only
+    ]
     notes: list[str] = []
     torchscript = ckpt.format == "torchscript"
     if torchscript:
@@ -168,7 +251,7 @@ def _judge(
         blob = queue.pop(0)
         malformed = None
         try:
-            facts = walk(blob, rules, types)
+            facts = walker(blob)
             if blob.optional and not _plausible(facts):
                 continue  # text that happens to parse (`class X:` starts with GLOBAL)
         except PickleFormatError as exc:
@@ -188,7 +271,8 @@ def _judge(
         # (other members, nested archives, pickles appended after a STOP)
         # matter for what they would run, not for loading.
         counts = (blob.main or ckpt.format == "torch-legacy") and not torchscript
-        _add_requirements(requirements, facts, blob, counts, rules, allowlist)
+        missing = {**allowlist.missing, **types.missing(facts)}
+        _add_requirements(requirements, facts, blob, counts, rules, allowlist, missing)
         if malformed is not None:
             obstacles.append(
                 Obstacle(
@@ -197,9 +281,7 @@ def _judge(
                 )
             )
         elif counts:
-            obstacles.extend(
-                rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing).obstacles
-            )
+            obstacles.extend(rules.judge(facts, allowlist.keys, allowlist.types, missing).obstacles)
         if malformed is None and blob.facts is None and facts.end < len(blob.data):
             queue.append(_appended(blob, facts.end))
     if torchscript:  # the archive's own TorchScript helpers, resolved by torch.jit.load
@@ -262,8 +344,9 @@ def _add_requirements(
     counts: bool,
     rules: TorchRules,
     allowlist: Allowlist,
+    missing: dict[str, str],
 ) -> None:
-    verdict = rules.judge(facts, allowlist.keys, allowlist.types, allowlist.missing)
+    verdict = rules.judge(facts, allowlist.keys, allowlist.types, missing)
     for req in verdict.requirements:
         if not counts and not req.allowed:
             if not req.dangerous:

@@ -18,8 +18,6 @@ in a test and what a user pastes are the same function.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +43,8 @@ def named(obj: Any, name: str) -> Any:
 
 def helper_source() -> str:
     """`named`'s source as the printed snippet defines it (`_named`, without annotations)."""
+    import inspect  # here: only printing a fix needs it
+
     source = inspect.getsource(named)
     source = source.replace("def named(obj: Any, name: str) -> Any:", "def _named(obj, name):")
     return source.replace("(*args: Any, **kwargs: Any) -> Any:", "(*args, **kwargs):")
@@ -52,6 +52,8 @@ def helper_source() -> str:
 
 def digest(code: str) -> str:
     """Which snippet a fix check applied: sha256 of its text, whatever its last newlines."""
+    import hashlib  # here: only a report's fix needs it (the scan path starts without it)
+
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
 

@@ -26,9 +26,17 @@ def requirement_lines(reqs: Sequence[Requirement], indent: str = "  ") -> list[s
 
 
 def scan_text(
-    results: Sequence[FileScan], rules: TorchRules, first_party: frozenset[str] = frozenset()
+    results: Sequence[FileScan],
+    rules: TorchRules,
+    first_party: frozenset[str] = frozenset(),
+    *,
+    reader: str | None = None,
 ) -> str:
-    """The human-readable report of `ckptcompat scan`."""
+    """The human-readable report of `ckptcompat scan`.
+
+    `reader` names the reader in each file's first line (default `torch <version>`).
+    """
+    reader = reader or f"torch {rules.version}"
     out: list[str] = []
     for res in results:
         if res.error:  # reported on stderr by the CLI
@@ -39,7 +47,7 @@ def scan_text(
             continue
         verdict = "loadable" if res.loadable else "NOT loadable"
         danger = ", DANGEROUS (can run code)" if res.verdict.dangerous else ""
-        out.append(f"{res.path}: {res.format}, {verdict} with torch {rules.version}{danger}")
+        out.append(f"{res.path}: {res.format}, {verdict} with {reader}{danger}")
         out += requirement_lines(res.verdict.requirements)
         out += [f"  {o.code}: {o.message}" for o in res.verdict.obstacles]
         out += [f"  note: {note}" for note in res.notes]

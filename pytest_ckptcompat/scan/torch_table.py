@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from importlib import resources
+from pathlib import Path
 from typing import Any, Final
 
 from ..errors import CkptCompatError
@@ -49,10 +49,20 @@ def _key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
+def _read_data(name: str) -> str:
+    """A file of `data/`: beside this module, or through importlib.resources (a zipped install)."""
+    path = Path(__file__).with_name("data") / name
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    from importlib import resources
+
+    return resources.files(__package__).joinpath("data").joinpath(name).read_text(encoding="utf-8")
+
+
 @functools.cache
 def table() -> dict[str, Any]:
     """The whole table, as stored (read once)."""
-    text = resources.files(__package__).joinpath("data").joinpath(_DATA).read_text(encoding="utf-8")
+    text = _read_data(_DATA)
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -282,3 +282,69 @@ def test_the_matrix_proves_its_own_fix(cells, report, old_python, tmp_path):
     _cli("check-fix", str(tmp_path / "other.py"), str(goldens), "--out", str(stale))
     proc = _cli("report", *map(str, cells.values()), str(stale), "--out", str(merged))
     assert "stale (checked another snippet)" in proc.stdout
+
+
+def test_predicted_columns_between_the_installed_releases():
+    from pytest_ckptcompat.matrix.predicted import predicted_releases
+    from pytest_ckptcompat.scan import torch_table
+    from pytest_ckptcompat.scan.releases import release_of
+
+    got = predicted_releases(["2.5.1", "2.13.0+cpu", "2.5.1"])
+    assert [release_of(v) for v in got] == [(2, m) for m in range(6, 13)]
+    for version in got:  # the newest patch of its minor the table knows
+        same = [v for v in torch_table.known_versions() if release_of(v) == release_of(version)]
+        assert version == same[-1]
+    assert predicted_releases(["2.5.1", "2.5.1+cpu"]) == []  # one minor: nothing in between
+    assert predicted_releases(["2.5.1", "2.6.0"]) == []
+
+
+def test_report_predicts_and_agrees_with_every_real_load(cells, tmp_path):
+    goldens = next(iter(cells.values())).parent.parent / "goldens"
+    proc = _cli(
+        "report", *map(str, cells.values()), "--goldens", str(goldens), "--out", str(tmp_path)
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "matrix.json").read_text())
+    predicted = doc["predicted"]
+    assert predicted["problems"] == []
+    agreement = predicted["agreement"]
+    # Every golden load of both readers was predicted for that reader, and agreed.
+    golden_loads = [o for o in doc["outcomes"] if o["writer"] in cells and not o["stale"]]
+    assert agreement["checked"] == len(golden_loads) == 4 * ARTIFACTS
+    assert agreement["disagreements"] == []
+    # torch 2.5 really blocked builtins.set; 2.6 and later allow it by default.
+    real = [o for o in doc["outcomes"] if o["reader"] == OLD_TAG and "builtins.set" in o["blocked"]]
+    assert real
+    numpys = {r["numpy"] for r in doc["readers"]}
+    assert {r["numpy"] for r in predicted["readers"]} == numpys
+    assert len(predicted["outcomes"]) == len(predicted["readers"]) * 2 * ARTIFACTS
+    assert not any("builtins.set" in o["blocked"] for o in predicted["outcomes"])
+    line = f"predictions agreed with {4 * ARTIFACTS}/{4 * ARTIFACTS} real golden loads"
+    assert line in proc.stdout
+    assert "## Predicted readers (not installed)" in (tmp_path / "matrix.md").read_text()
+    assert "Predicted readers (not installed)" in (tmp_path / "matrix.html").read_text()
+
+
+def test_a_prediction_that_disagrees_with_a_real_load_fails_the_report(cells, tmp_path):
+    # A cell report that says a golden which loads under torch 2.13 was blocked by
+    # builtins.set: the prediction for that reader (2.13 allows it) disagrees.
+    goldens = next(iter(cells.values())).parent.parent / "goldens"
+    tag = environment()["tag"]
+    doc = json.loads(cells[tag].read_text())
+    record = next(r for r in doc["records"] if r["kind"] == "golden" and r["outcome"] == "ok")
+    record.update(outcome="blocked", blocked=["builtins.set"], message="planted")
+    planted = tmp_path / "cells" / cells[tag].name
+    planted.parent.mkdir()
+    planted.write_text(json.dumps(doc))
+    given = [str(planted if t == tag else p) for t, p in cells.items()]
+    out = tmp_path / "report"
+    proc = _cli("report", *given, "--goldens", str(goldens), "--out", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert (
+        f"prediction disagrees with the real load: {record['artifact']} written by "
+        f"{record['writer']}, read by {tag}: real blocked (builtins.set), predicted ok"
+    ) in proc.stderr
+    assert "DISAGREED with 1 of" in proc.stdout
+    assert json.loads((out / "matrix.json").read_text())["predicted"]["agreement"][
+        "disagreements"
+    ]  # the outputs are written all the same

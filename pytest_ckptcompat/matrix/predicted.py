@@ -1,0 +1,209 @@
+"""Predicted columns of the matrix report: the torch releases the matrix did not install.
+
+A matrix installs a few torch releases; the rules table (`scan.torch_table`)
+knows every one from 1.13. `predict_columns` judges every torch golden of the
+run, statically, by each release between the lowest and the highest torch the
+matrix installed whose minor it did not install (the newest patch of that
+minor), with each numpy the readers used and the project's allowlist: columns
+marked *predicted*, so an upgrade to a release in between is not a blind spot.
+
+Where the matrix did install a release, the real load of every golden there
+is compared with the prediction for that very reader (its torch, its numpy,
+and the allowlist that load used: the project's, plus any name the load
+reported as allowed by the user, such as a marker's): they agree when both
+load (a `mismatch` loaded), or when neither does with the same outcome and
+the same blocked and missing names. A disagreement is a bug of ours (in the
+tables or the scan): `ckptcompat report` then exits 1.
+
+Nothing here imports torch or numpy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ..errors import CkptCompatError
+from ..golden import Golden, GoldenStore
+from ..scan import torch_table
+from ..scan.allowlist import Allowlist
+from ..scan.predict import Prediction, predict_bytes, reader_numpy
+from ..scan.releases import release_of
+from ..schemas import (
+    MatrixDisagreement,
+    MatrixDoc,
+    MatrixPredicted,
+    MatrixPredictedOutcome,
+    MatrixPredictedReader,
+)
+
+#: Real outcomes in which the golden loaded (a `mismatch` loaded, then compared unequal).
+_LOADED = frozenset({"ok", "mismatch"})
+
+
+def predicted_releases(installed: Iterable[str]) -> list[str]:
+    """The releases to predict: one per minor strictly inside the installed range, not installed.
+
+    `installed`: the readers' torch versions (`2.13.0+cpu` counts as 2.13).
+    """
+    minors = {release_of(v)[:2] for v in installed if v}
+    if len(minors) < 2:
+        return []
+    low, high = min(minors), max(minors)
+    newest: dict[tuple[int, ...], str] = {}
+    for version in torch_table.known_versions():  # oldest first: the last one of a minor wins
+        minor = release_of(version)[:2]
+        if low < minor < high and minor not in minors:
+            newest[minor] = version
+    return [newest[m] for m in sorted(newest)]
+
+
+def predict_columns(doc: MatrixDoc, goldens: Path) -> MatrixPredicted:
+    """`ckptcompat.matrix/1`'s `predicted`: columns for releases not installed, agreement."""
+    real_readers = [r for r in doc["readers"] if r.get("torch")]
+    releases = predicted_releases(r["torch"] or "" for r in real_readers)
+    numpys = sorted(sorted({r["numpy"] or "none" for r in real_readers}), key=release_of)
+    files = _torch_goldens(goldens, doc)
+    readers: list[MatrixPredictedReader] = [
+        {"tag": f"torch{t}-numpy{n} (predicted)", "torch": t, "numpy": n}
+        for t in releases
+        for n in numpys
+    ]
+    outcomes: list[MatrixPredictedOutcome] = []
+    problems: list[str] = []
+    for numpy in numpys:
+        allowlist = _allowlist(doc["allowlist"], numpy)
+        for golden in files:
+            prediction = _predict(golden, releases, numpy, allowlist, problems)
+            if prediction is None:
+                continue
+            for release in releases:
+                verdict = prediction.verdict(release)
+                outcomes.append(
+                    {
+                        "artifact": golden.artifact,
+                        "writer": golden.writer,
+                        "reader": f"torch{release}-numpy{numpy} (predicted)",
+                        "outcome": verdict["outcome"],
+                        "blocked": verdict["blocked"],
+                        "missing": verdict["missing"],
+                    }
+                )
+    checked, disagreements = _agreement(doc, {(g.artifact, g.writer): g for g in files}, problems)
+    return {
+        "releases": releases,
+        "readers": readers,
+        "outcomes": outcomes,
+        "agreement": {"checked": checked, "disagreements": disagreements},
+        "problems": problems,
+    }
+
+
+def _torch_goldens(goldens: Path, doc: MatrixDoc) -> list[Golden]:
+    """The run's `torch.save` goldens (safetensors ones never meet `torch.load`)."""
+    store = GoldenStore(goldens)
+    wanted = set(doc["artifacts"])
+    return [
+        g
+        for artifact in store.artifacts()
+        if artifact in wanted
+        for g in store.goldens(artifact)
+        if g.format == "torch" and "error" not in g.meta
+    ]
+
+
+def _allowlist(entries: Sequence[str], numpy: str) -> Allowlist:
+    # The report job has neither the project nor numpy: entries are taken as spelled.
+    return Allowlist.for_reader(entries, reader_numpy(numpy), imports=False)
+
+
+def _predict(
+    golden: Golden, releases: Sequence[str], numpy: str, allowlist: Allowlist, problems: list[str]
+) -> Prediction | None:
+    try:
+        data = golden.read_verified()
+    except CkptCompatError as exc:
+        problems.append(f"not predicted: {exc}")
+        return None
+    return predict_bytes(
+        data, releases, numpy=reader_numpy(numpy), allowlist=allowlist, shown=str(golden.path)
+    )
+
+
+def _agreement(
+    doc: MatrixDoc, files: dict[tuple[str, str], Golden], problems: list[str]
+) -> tuple[int, list[MatrixDisagreement]]:
+    """Each real golden load against the prediction for its reader: (checked, disagreements)."""
+    readers = {r["tag"]: r for r in doc["readers"]}
+    statuses = _record_statuses(doc)
+    checked, out = 0, list[MatrixDisagreement]()
+    for row in doc["outcomes"]:
+        golden = files.get((row["artifact"], row["writer"]))
+        reader = readers.get(row["reader"])
+        if golden is None or reader is None or not reader.get("torch"):
+            continue  # a live roundtrip (no file), a safetensors golden, a reader without torch
+        torch = str(reader["torch"])
+        try:
+            torch_table.entry(torch)
+        except CkptCompatError:
+            problems.append(f"{row['reader']}: torch {torch} is not in the rules table")
+            continue
+        numpy = reader["numpy"] or "none"
+        key = (row["artifact"], row["writer"], row["reader"])
+        user = [n for n, s in statuses.get(key, {}).items() if s == "allowed-user"]
+        prediction = _predict(
+            golden, [torch], numpy, _allowlist([*doc["allowlist"], *user], numpy), problems
+        )
+        if prediction is None:
+            continue
+        checked += 1
+        verdict = prediction.verdict(torch)
+        real_loads = row["outcome"] in _LOADED
+        same = real_loads == verdict["loadable"] and (
+            real_loads
+            or (
+                row["outcome"] == verdict["outcome"]
+                and sorted(row["blocked"]) == sorted(verdict["blocked"])
+                and sorted(row["missing"]) == sorted(verdict["missing"])
+            )
+        )
+        if not same:
+            out.append(
+                {
+                    "artifact": row["artifact"],
+                    "writer": row["writer"],
+                    "reader": row["reader"],
+                    "real": row["outcome"],
+                    "predicted": verdict["outcome"],
+                    "real_names": sorted({*row["blocked"], *row["missing"]}),
+                    "predicted_names": sorted({*verdict["blocked"], *verdict["missing"]}),
+                }
+            )
+    return checked, out
+
+
+def _record_statuses(doc: MatrixDoc) -> dict[tuple[str, str, str], dict[str, str]]:
+    """Each golden load's global statuses, as its cell recorded them (from the cell reports)."""
+    out: dict[tuple[str, str, str], dict[str, str]] = {}
+    for reader in doc["readers"]:
+        try:
+            cell = json.loads(Path(reader["report"]).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a crashed cell: no loads of its to compare
+        for r in cell.get("records", []):
+            if isinstance(r, dict) and r.get("kind") == "golden":
+                out[(str(r.get("artifact")), str(r.get("writer")), reader["tag"])] = dict(
+                    r.get("globals", {})
+                )
+    return out
+
+
+def disagreement_lines(predicted: MatrixPredicted) -> list[str]:
+    """One line per disagreement between a prediction and a real load (empty when none)."""
+    return [
+        f"prediction disagrees with the real load: {d['artifact']} written by {d['writer']}, "
+        f"read by {d['reader']}: real {d['real']} ({', '.join(d['real_names']) or 'no names'}), "
+        f"predicted {d['predicted']} ({', '.join(d['predicted_names']) or 'no names'})"
+        for d in predicted["agreement"]["disagreements"]
+    ]

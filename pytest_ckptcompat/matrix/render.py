@@ -634,7 +634,7 @@ _PREDICTED_OUTCOMES = ("ok", "blocked", "missing", "error")
 
 
 def _predicted_rows(predicted: MatrixPredicted) -> list[tuple[str, dict[str, int], list[str]]]:
-    """Per predicted reader: its tag, how many goldens came out how, and the names in the way."""
+    """Per predicted reader: its label, how many goldens came out how, the names in the way."""
     rows: dict[str, tuple[dict[str, int], dict[str, None]]] = {
         r["tag"]: (dict.fromkeys(_PREDICTED_OUTCOMES, 0), {}) for r in predicted["readers"]
     }
@@ -642,7 +642,8 @@ def _predicted_rows(predicted: MatrixPredicted) -> list[tuple[str, dict[str, int
         counts, names = rows[o["reader"]]
         counts[o["outcome"]] = counts.get(o["outcome"], 0) + 1
         names.update(dict.fromkeys([*o["blocked"], *o["missing"]]))
-    return [(tag, counts, list(names)) for tag, (counts, names) in rows.items()]
+    labels = {r["tag"]: f"torch {r['torch']} numpy {r['numpy']}" for r in predicted["readers"]}
+    return [(labels[tag], counts, list(names)) for tag, (counts, names) in rows.items()]
 
 
 def predicted_line(doc: MatrixDoc) -> str:
@@ -689,7 +690,7 @@ def _predicted_md(doc: MatrixDoc) -> list[str]:
         for tag, counts, names in _predicted_rows(predicted):
             cells = " | ".join(str(counts[o]) for o in _PREDICTED_OUTCOMES)
             shown = ", ".join(f"`{n}`" for n in names) or "-"
-            out.append(f"| {env_label(tag.removesuffix(' (predicted)'))} | {cells} | {shown} |")
+            out.append(f"| {tag} | {cells} | {shown} |")
     return out
 
 

@@ -7,6 +7,8 @@ import re
 import sys
 from typing import Any
 
+from .scan.releases import version_key
+
 
 def _version(module: str) -> str | None:
     try:
@@ -50,8 +52,4 @@ def tag_key(tag: str) -> tuple[Any, ...]:
     parts = parse_tag(tag)
     if parts is None:
         return ((), (), (), tag)
-    return (*(_numeric(parts[k]) for k in ("torch", "numpy", "python")), tag)
-
-
-def _numeric(version: str) -> tuple[int, ...]:
-    return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
+    return (*(version_key(parts[k]) for k in ("torch", "numpy", "python")), tag)

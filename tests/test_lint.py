@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 import pytest
+from run_cli import ckptcompat
 
 from pytest_ckptcompat import schemas
 from pytest_ckptcompat.lint import (
@@ -21,15 +22,6 @@ from pytest_ckptcompat.lint import (
     lint_paths,
     lint_source,
 )
-
-
-def ckptcompat(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_ckptcompat", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
 
 
 def codes(source):

@@ -17,19 +17,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from run_cli import ckptcompat
 
 from pytest_ckptcompat.lint import lint_source
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def ckptcompat(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_ckptcompat", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
 
 
 def codes(source):

@@ -15,10 +15,10 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from run_cli import ckptcompat
 
 from pytest_ckptcompat.sarif import LINT_HELP_ANCHOR, SCAN_HELP_ANCHOR
 
@@ -86,15 +86,6 @@ def test_the_validator_catches_what_github_refuses(tmp_path):
     }
     with pytest.raises(AssertionError, match="GH2012"):  # a rule without its descriptions
         validate(log, tmp_path, "bad")
-
-
-def ckptcompat(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_ckptcompat", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
 
 
 def test_lint_sarif(tmp_path):

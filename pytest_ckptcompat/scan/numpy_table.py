@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from pathlib import Path
 from typing import Any, Final
 
 from ..errors import CkptCompatError
+from .releases import version_key
 
 _DATA: Final = "numpy_names.json"
 
@@ -34,10 +34,6 @@ class UnknownNumpyVersionError(CkptCompatError, LookupError):
             "regenerate it with scripts/numpy_names.py"
         )
         self.version = version
-
-
-def _key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
 
 
 def _read_data(name: str) -> str:
@@ -62,7 +58,9 @@ def table() -> dict[str, Any]:
 def numpy_versions() -> tuple[str, ...]:
     """The numpy releases in the table, oldest first."""
     releases: dict[str, Any] = table()["releases"]
-    return tuple(sorted((v for v, e in releases.items() if e.get("status") == "ok"), key=_key))
+    return tuple(
+        sorted((v for v, e in releases.items() if e.get("status") == "ok"), key=version_key)
+    )
 
 
 @functools.cache
@@ -75,13 +73,13 @@ def numpy_entry(version: str) -> dict[str, Any]:
     """
     releases: dict[str, Any] = table()["releases"]
     known = numpy_versions()
-    wanted = _key(version)
+    wanted = version_key(version)
     if not wanted:
         raise UnknownNumpyVersionError(version, known)
-    same_minor = [v for v in known if _key(v)[:2] == wanted[:2]]
+    same_minor = [v for v in known if version_key(v)[:2] == wanted[:2]]
     if not same_minor:
         raise UnknownNumpyVersionError(version, known)
-    below = [v for v in same_minor if _key(v) <= wanted]
+    below = [v for v in same_minor if version_key(v) <= wanted]
     chosen = below[-1] if below else same_minor[0]
     found: dict[str, Any] = releases[chosen]
     return found

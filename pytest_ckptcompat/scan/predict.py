@@ -50,6 +50,7 @@ from .container import Checkpoint, checkpoint_from_bytes, open_checkpoint
 from .machine import TypeResolver
 from .names import py3_name
 from .numpy_reader import ReaderNumpy
+from .releases import version_key
 from .rules import TorchRules
 from .scanner import FileScan, scan_for
 
@@ -69,11 +70,6 @@ class Selection:
 
     versions: tuple[str, ...]
     single: bool
-
-
-def _key(version: str) -> tuple[int, int, int]:
-    major, minor, patch = [*(int(p) for p in re.findall(r"\d+", version)[:3]), 0, 0, 0][:3]
-    return major, minor, patch
 
 
 def _known_line() -> str:
@@ -103,7 +99,7 @@ def select_torch(spec: str) -> Selection:
             raise TorchSpecError(f"--torch {spec!r} selects no release ({_known_line()})")
         return Selection(chosen, single=False)
     versions = [_one(item, spec) for item in items]
-    ordered = tuple(sorted(dict.fromkeys(versions), key=_key))
+    ordered = tuple(sorted(dict.fromkeys(versions), key=version_key))
     return Selection(ordered, single=len(items) == 1)
 
 
@@ -119,21 +115,21 @@ def _one(item: str, spec: str) -> str:
             raise torch_table.UnknownTorchVersionError(wanted, known)
         return wanted
     prefix = tuple(int(p) for p in wanted.split("."))
-    same = [v for v in known if _key(v)[: len(prefix)] == prefix]
+    same = [v for v in known if version_key(v)[: len(prefix)] == prefix]
     if not same:
         raise torch_table.UnknownTorchVersionError(wanted, known)
     return same[-1]
 
 
 def _satisfies(version: str, op: str, bound: str) -> bool:
-    key = _key(version)
+    key = version_key(version)
     if bound.endswith(".*"):  # `==2.5.*`, `!=2.5.*`: the release series
         prefix = tuple(int(p) for p in bound[:-2].split("."))
         inside = key[: len(prefix)] == prefix
         if op not in ("==", "!="):
             raise TorchSpecError(f"{op}{bound}: a wildcard only goes with == or !=")
         return inside if op == "==" else not inside
-    other = _key(bound)
+    other = version_key(bound)
     if op == "~=":  # PEP 440's compatible release: ~=2.4 is >=2.4,==2.*
         parts = bound.split(".")
         if len(parts) < 2:

@@ -8,6 +8,7 @@ from the torch sources and were checked against real wheels (see
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal
 
 Release = tuple[int, int]
@@ -41,6 +42,16 @@ def py2_names(release: Release) -> Literal["never", "protocol-2", "every"]:
     if release >= PY2_NAMES_EVERY_PROTOCOL:
         return "every"
     return "protocol-2" if release >= PY2_NAMES_PROTOCOL_2 else "never"
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    """`(2, 5, 1)` for `2.5.1+cu124`, `(2, 6, 0)` for `2.6`: the order of releases, to sort by.
+
+    The digits of the public version (before `+`), the first three, missing ones 0.
+    """
+    digits = [int(p) for p in re.findall(r"\d+", version.split("+", 1)[0])[:3]]
+    major, minor, patch = [*digits, 0, 0, 0][:3]
+    return major, minor, patch
 
 
 def release_of(version: str) -> Release:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from pathlib import Path
 from typing import Any, Final
 
 from ..errors import CkptCompatError
+from .releases import version_key
 from .rules import Py2Names, TorchRules
 
 _DATA: Final = "torch_rules.json"
@@ -43,10 +43,6 @@ class UnknownTorchVersionError(CkptCompatError, LookupError):
 def normalize(version: str) -> str:
     """`2.13.0` for `2.13.0+cpu`, `2.5.1+cu124` or ` 2.5.1 `: the table's key."""
     return version.strip().split("+", 1)[0]
-
-
-def _key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
 def _read_data(name: str) -> str:
@@ -77,7 +73,7 @@ def known_versions() -> tuple[str, ...]:
     return tuple(
         sorted(
             (v for v, e in _releases().items() if e.get("status") == "ok" or "same_as" in e),
-            key=_key,
+            key=version_key,
         )
     )
 

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-
-
-def ckptcompat(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_ckptcompat", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
+from run_cli import ckptcompat
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from ckpt_corpus import CASES, save_case
+from run_cli import ckptcompat
 
 from pytest_ckptcompat.scan import torch_table
 from pytest_ckptcompat.scan.allowlist import Allowlist
@@ -31,15 +30,6 @@ from pytest_ckptcompat.scan.predict import (
 from pytest_ckptcompat.scan.scanner import scan_file
 
 KNOWN = torch_table.known_versions()
-
-
-def ckptcompat(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_ckptcompat", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
 
 
 # --- SPEC -----------------------------------------------------------------------------

@@ -14,8 +14,9 @@ judged against any torch, which is how a scan predicts other readers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..vocab import Kind, Status
 from . import releases
@@ -152,6 +153,35 @@ class TorchRules:
         if self.list_subclass_appends is not None:
             return self.list_subclass_appends
         return self.release == releases.LIST_SUBCLASS_APPENDS
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field as JSON (behaviours resolved): the rules table's and the cache's shape."""
+        return {
+            "version": self.version,
+            "default_allowed": sorted(self.default_allowed),
+            "blocklisted_modules": sorted(self.blocklisted_modules),
+            "supported_opcodes": sorted(self.supported_opcodes),
+            "name_mapping": sorted([list(k), list(v)] for k, v in self.name_mapping.items()),
+            "import_mapping": dict(sorted(self.import_mapping.items())),
+            "preregistered": sorted(self.preregistered),
+            "setitem_restricted": self.setitem_restricted,
+            "behaviours": self.behaviours(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> TorchRules:
+        """The rules `to_json` wrote (the table's entries have the same fields)."""
+        return cls(
+            version=str(doc["version"]),
+            default_allowed=frozenset(doc["default_allowed"]),
+            blocklisted_modules=frozenset(doc["blocklisted_modules"]),
+            supported_opcodes=frozenset(doc["supported_opcodes"]),
+            name_mapping={(a[0], a[1]): (b[0], b[1]) for a, b in doc["name_mapping"]},
+            import_mapping=dict(doc["import_mapping"]),
+            preregistered=frozenset(doc["preregistered"]),
+            setitem_restricted=bool(doc["setitem_restricted"]),
+            **doc["behaviours"],
+        )
 
     def behaviours(self) -> dict[str, object]:
         """Every behaviour field as this torch has it (constants where not set)."""

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from ..errors import CkptCompatError
 from . import torch_table
@@ -96,14 +96,14 @@ def cached_rules(found: Installed) -> TorchRules:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("format") == _CACHE_FORMAT and doc.get("key") == _cache_key(found):
-            return rules_from_json(doc["rules"])
+            return TorchRules.from_json(doc["rules"])
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no cache yet, or an unreadable one: read torch again
     try:
         rules = TorchRules.from_installed()
     except ImportError as exc:
         raise TorchNotInstalledError(f"torch is installed but cannot be imported ({exc})") from None
-    doc = {"format": _CACHE_FORMAT, "key": _cache_key(found), "rules": rules_to_json(rules)}
+    doc = {"format": _CACHE_FORMAT, "key": _cache_key(found), "rules": rules.to_json()}
     try:
         from ..files import atomic_write
 
@@ -111,33 +111,3 @@ def cached_rules(found: Installed) -> TorchRules:
     except OSError:
         pass  # a read-only home: the rules are still right, just not cached
     return rules
-
-
-def rules_to_json(rules: TorchRules) -> dict[str, Any]:
-    """Every field of `rules` as JSON (behaviours resolved), for `rules_from_json`."""
-    return {
-        "version": rules.version,
-        "default_allowed": sorted(rules.default_allowed),
-        "blocklisted_modules": sorted(rules.blocklisted_modules),
-        "supported_opcodes": sorted(rules.supported_opcodes),
-        "name_mapping": sorted([list(k), list(v)] for k, v in rules.name_mapping.items()),
-        "import_mapping": dict(sorted(rules.import_mapping.items())),
-        "preregistered": sorted(rules.preregistered),
-        "setitem_restricted": rules.setitem_restricted,
-        "behaviours": rules.behaviours(),
-    }
-
-
-def rules_from_json(doc: dict[str, Any]) -> TorchRules:
-    """The `TorchRules` that `rules_to_json` wrote."""
-    return TorchRules(
-        version=str(doc["version"]),
-        default_allowed=frozenset(doc["default_allowed"]),
-        blocklisted_modules=frozenset(doc["blocklisted_modules"]),
-        supported_opcodes=frozenset(doc["supported_opcodes"]),
-        name_mapping={(a[0], a[1]): (b[0], b[1]) for a, b in doc["name_mapping"]},
-        import_mapping=dict(doc["import_mapping"]),
-        preregistered=frozenset(doc["preregistered"]),
-        setitem_restricted=bool(doc["setitem_restricted"]),
-        **doc["behaviours"],
-    )

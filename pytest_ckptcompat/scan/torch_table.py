@@ -107,17 +107,8 @@ def alias_of(version: str) -> str:
 def rules_for(version: str) -> TorchRules:
     """The `TorchRules` of torch `version` (`2.6.0`, `2.13.0+cpu`, ...), from the table."""
     data = entry(version)
-    rules = data["rules"]
-    return TorchRules(
-        version=normalize(version),
-        default_allowed=frozenset(rules["default_allowed"]),
-        blocklisted_modules=frozenset(rules["blocklisted_modules"]),
-        supported_opcodes=frozenset(rules["supported_opcodes"]),
-        name_mapping={(a[0], a[1]): (b[0], b[1]) for a, b in rules["name_mapping"]},
-        import_mapping=dict(rules["import_mapping"]),
-        preregistered=frozenset(rules["preregistered"]),
-        setitem_restricted=bool(rules["setitem_restricted"]),
-        **measured_behaviours(data),  # type: ignore[arg-type]
+    return TorchRules.from_json(
+        {**data["rules"], "version": normalize(version), "behaviours": measured_behaviours(data)}
     )
 
 

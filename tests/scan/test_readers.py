@@ -92,7 +92,7 @@ def test_unknown_build_is_read_once_and_cached(tmp_path, monkeypatch):
 def test_rules_survive_their_json():
     for version in ("1.13.1", "2.5.1", "2.14.1"):
         rules = torch_table.rules_for(version)
-        assert torch_reader.rules_from_json(torch_reader.rules_to_json(rules)) == rules
+        assert TorchRules.from_json(rules.to_json()) == rules
 
 
 def test_cache_folder_is_the_users_cache(monkeypatch, tmp_path):

@@ -29,7 +29,7 @@ from ..golden import Golden, GoldenStore
 from ..scan import torch_table
 from ..scan.allowlist import Allowlist
 from ..scan.predict import Prediction, predict_bytes, reader_numpy
-from ..scan.releases import release_of
+from ..scan.releases import Release, release_of, version_key
 from ..schemas import (
     MatrixDisagreement,
     MatrixDoc,
@@ -47,13 +47,13 @@ def predicted_releases(installed: Iterable[str]) -> list[str]:
 
     `installed`: the readers' torch versions (`2.13.0+cpu` counts as 2.13).
     """
-    minors = {release_of(v)[:2] for v in installed if v}
+    minors = {release_of(v) for v in installed if v}
     if len(minors) < 2:
         return []
     low, high = min(minors), max(minors)
-    newest: dict[tuple[int, ...], str] = {}
+    newest: dict[Release, str] = {}
     for version in torch_table.known_versions():  # oldest first: the last one of a minor wins
-        minor = release_of(version)[:2]
+        minor = release_of(version)
         if low < minor < high and minor not in minors:
             newest[minor] = version
     return [newest[m] for m in sorted(newest)]
@@ -63,21 +63,19 @@ def predict_columns(doc: MatrixDoc, goldens: Path) -> MatrixPredicted:
     """`ckptcompat.matrix/1`'s `predicted`: columns for releases not installed, agreement."""
     real_readers = [r for r in doc["readers"] if r.get("torch")]
     releases = predicted_releases(r["torch"] or "" for r in real_readers)
-    numpys = sorted(sorted({r["numpy"] or "none" for r in real_readers}), key=release_of)
-    files = _torch_goldens(goldens, doc)
+    numpys = sorted({r["numpy"] or "none" for r in real_readers}, key=version_key)
+    problems: list[str] = []
+    files = _read_goldens(goldens, doc, problems)
     readers: list[MatrixPredictedReader] = [
         {"tag": f"torch{t}-numpy{n} (predicted)", "torch": t, "numpy": n}
         for t in releases
         for n in numpys
     ]
     outcomes: list[MatrixPredictedOutcome] = []
-    problems: list[str] = []
     for numpy in numpys:
         allowlist = _allowlist(doc["allowlist"], numpy)
-        for golden in files:
-            prediction = _predict(golden, releases, numpy, allowlist, problems)
-            if prediction is None:
-                continue
+        for golden, data in files.values():
+            prediction = _predict(golden, data, releases, numpy, allowlist)
             for release in releases:
                 verdict = prediction.verdict(release)
                 outcomes.append(
@@ -90,27 +88,38 @@ def predict_columns(doc: MatrixDoc, goldens: Path) -> MatrixPredicted:
                         "missing": verdict["missing"],
                     }
                 )
-    checked, disagreements = _agreement(doc, {(g.artifact, g.writer): g for g in files}, problems)
+    checked, disagreements = _agreement(doc, files, problems)
     return {
         "releases": releases,
         "readers": readers,
         "outcomes": outcomes,
         "agreement": {"checked": checked, "disagreements": disagreements},
-        "problems": problems,
+        "problems": list(dict.fromkeys(problems)),  # a reader's problem once, not per load
     }
 
 
-def _torch_goldens(goldens: Path, doc: MatrixDoc) -> list[Golden]:
-    """The run's `torch.save` goldens (safetensors ones never meet `torch.load`)."""
+def _read_goldens(
+    goldens: Path, doc: MatrixDoc, problems: list[str]
+) -> dict[tuple[str, str], tuple[Golden, bytes]]:
+    """The run's `torch.save` goldens and their bytes, by (artifact, writer), each read once.
+
+    safetensors goldens never meet `torch.load`; one that fails its checksum is a problem
+    to report, not a file to predict.
+    """
     store = GoldenStore(goldens)
     wanted = set(doc["artifacts"])
-    return [
-        g
-        for artifact in store.artifacts()
-        if artifact in wanted
-        for g in store.goldens(artifact)
-        if g.format == "torch" and "error" not in g.meta
-    ]
+    out: dict[tuple[str, str], tuple[Golden, bytes]] = {}
+    for artifact in store.artifacts():
+        if artifact not in wanted:
+            continue
+        for golden in store.goldens(artifact):
+            if golden.format != "torch" or "error" in golden.meta:
+                continue
+            try:
+                out[(artifact, golden.writer)] = (golden, golden.read_verified())
+            except CkptCompatError as exc:
+                problems.append(f"not predicted: {exc}")
+    return out
 
 
 def _allowlist(entries: Sequence[str], numpy: str) -> Allowlist:
@@ -119,29 +128,24 @@ def _allowlist(entries: Sequence[str], numpy: str) -> Allowlist:
 
 
 def _predict(
-    golden: Golden, releases: Sequence[str], numpy: str, allowlist: Allowlist, problems: list[str]
-) -> Prediction | None:
-    try:
-        data = golden.read_verified()
-    except CkptCompatError as exc:
-        problems.append(f"not predicted: {exc}")
-        return None
+    golden: Golden, data: bytes, releases: Sequence[str], numpy: str, allowlist: Allowlist
+) -> Prediction:
     return predict_bytes(
         data, releases, numpy=reader_numpy(numpy), allowlist=allowlist, shown=str(golden.path)
     )
 
 
 def _agreement(
-    doc: MatrixDoc, files: dict[tuple[str, str], Golden], problems: list[str]
+    doc: MatrixDoc, files: dict[tuple[str, str], tuple[Golden, bytes]], problems: list[str]
 ) -> tuple[int, list[MatrixDisagreement]]:
     """Each real golden load against the prediction for its reader: (checked, disagreements)."""
     readers = {r["tag"]: r for r in doc["readers"]}
     statuses = _record_statuses(doc)
     checked, out = 0, list[MatrixDisagreement]()
     for row in doc["outcomes"]:
-        golden = files.get((row["artifact"], row["writer"]))
+        found = files.get((row["artifact"], row["writer"]))
         reader = readers.get(row["reader"])
-        if golden is None or reader is None or not reader.get("torch"):
+        if found is None or reader is None or not reader.get("torch"):
             continue  # a live roundtrip (no file), a safetensors golden, a reader without torch
         torch = str(reader["torch"])
         try:
@@ -152,11 +156,8 @@ def _agreement(
         numpy = reader["numpy"] or "none"
         key = (row["artifact"], row["writer"], row["reader"])
         user = [n for n, s in statuses.get(key, {}).items() if s == "allowed-user"]
-        prediction = _predict(
-            golden, [torch], numpy, _allowlist([*doc["allowlist"], *user], numpy), problems
-        )
-        if prediction is None:
-            continue
+        allowlist = _allowlist([*doc["allowlist"], *user], numpy)
+        prediction = _predict(*found, [torch], numpy, allowlist)
         checked += 1
         verdict = prediction.verdict(torch)
         real_loads = row["outcome"] in _LOADED

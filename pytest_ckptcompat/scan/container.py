@@ -447,7 +447,8 @@ def _zip_pickles(
         # Only the members that are not torch's own records can be pickles: the
         # records are skipped in one pass over every name (as the test below skips them).
         prefix = layout.prefix if layout else b""
-        entries = [archive.entries[i] for i in names.not_matching(_record_line(prefix))]
+        numbered = prefix + b"/data/" if prefix else b""  # storage records, passed over whole
+        entries = [archive.entries[i] for i in names.not_matching(_record_line(prefix), numbered)]
     for entry in entries:
         if entry.is_dir:
             continue

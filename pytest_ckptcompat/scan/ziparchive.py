@@ -581,6 +581,14 @@ class _Runs:
             parts.append(bytes(out))
         return b"".join(parts)
 
+    def segments(self) -> list[tuple[int, int, int]]:
+        """Each run's place in `text()`: (offset, name length, first entry), in order."""
+        out, at = [], 0
+        for (_, n, count), first in zip(self.runs, self.starts, strict=False):
+            out.append((at, n, first))
+            at += (n + 2) * count
+        return out
+
     def name(self, index: int) -> bytes:
         """The name of entry `index`."""
         run = bisect.bisect_right(self.starts, index) - 1
@@ -611,7 +619,7 @@ class _Directory(Sequence[ZipEntry]):
         runs = _Runs.find(cd, total)
         if runs is not None and runs.chained():
             byte = runs.column
-            names = _Names(runs.text(), total, runs.name)
+            names = _Names(runs.text(), total, runs.name, runs.segments())
         else:
             parts = _SPLIT.split(cd)  # entry signatures, not inside their 42 header bytes
             if len(parts) != 2 * total + 1 or parts[0]:
@@ -708,13 +716,25 @@ class _Names:
     in order, and a line's number is its entry's position).
     """
 
-    def __init__(self, text: bytes, count: int, raw: Callable[[int], bytes]) -> None:
+    def __init__(
+        self,
+        text: bytes,
+        count: int,
+        raw: Callable[[int], bytes],
+        segments: Sequence[tuple[int, int, int]] = (),
+    ) -> None:
         # "\n" + name + "\n" per entry: every name is framed by its own newlines.
         self.text = text
         self.count = count
         self.raw = raw  # the name of one entry
         self.usable = text.count(b"\n") == 2 * count
         self._lower: bytes | None = None
+        # Where names of one length follow each other (from `_Runs`): (offset in the
+        # text, name length, first entry), the whole text in order. There a name's
+        # place is arithmetic, and a search for a name of length n looks only where
+        # names have length n. Empty: unknown (the text is searched whole).
+        self.segments = [(at, n, first, end) for (at, n, first), end in _ends(segments, text)]
+        self._starts = [seg[0] for seg in self.segments]
 
     @classmethod
     def of(cls, raws: Sequence[bytes]) -> _Names:
@@ -730,22 +750,55 @@ class _Names:
 
     def position(self, offset: int) -> int:
         """The entry whose name holds `offset` of the text (or ends right before it)."""
+        if self.segments:
+            at, n, first, _ = self.segments[bisect.bisect_right(self._starts, offset) - 1]
+            return first + (offset - at) // (n + 2)
         return self.text.count(b"\n\n", 0, offset)
+
+    def _spans(self, length: int) -> list[tuple[int, int]]:
+        """The parts of the text that can hold a name of `length` bytes."""
+        if not self.segments:
+            return [(0, len(self.text))]
+        return [(at, end) for at, n, _, end in self.segments if n == length]
 
     def lower_lines(self, wanted: bytes) -> list[int]:
         """The positions of the entries whose lowercased name is `wanted`."""
-        needle, at = b"\n" + wanted + b"\n", 0
+        needle = b"\n" + wanted + b"\n"
         found: list[int] = []
         lower = self.lower
-        while (at := lower.find(needle, at)) >= 0:
-            found.append(self.position(at + 1))  # `at` is the newline before the name
-            at += len(needle)
+        for at, end in self._spans(len(wanted)):
+            while (at := lower.find(needle, at, end)) >= 0:
+                found.append(self.position(at + 1))  # `at` is the newline before the name
+                at += len(needle)
         return found
 
     def all_start_with(self, prefix: bytes) -> bool:
         """Whether every name starts with `prefix`."""
+        if self.segments:
+            return all(self._column_is(seg, 0, prefix) for seg in self.segments)
         return self.text.count(b"\n\n" + prefix) == self.count - 1 and self.text.startswith(
             b"\n" + prefix
+        )
+
+    def _column_is(self, segment: tuple[int, int, int, int], k: int, wanted: bytes) -> bool:
+        """Whether every name of `segment` holds `wanted` from its byte `k` on."""
+        at, n, _, end = segment
+        if k + len(wanted) > n:
+            return at == end  # no name there is long enough (fine only if there is none)
+        rows = (end - at) // (n + 2)
+        return all(
+            self.text[at + 1 + k + i : end : n + 2] == bytes((byte,)) * rows
+            for i, byte in enumerate(wanted)
+        )
+
+    def _numbered(self, segment: tuple[int, int, int, int], prefix: bytes) -> bool:
+        """Whether every name of `segment` is `prefix` then digits only."""
+        at, n, _, end = segment
+        if n <= len(prefix) or not self._column_is(segment, 0, prefix):
+            return False
+        return not any(
+            self.text[at + 1 + k : end : n + 2].translate(None, b"0123456789")
+            for k in range(len(prefix), n)
         )
 
     def ending_with(self, suffixes: tuple[bytes, ...], *, lower: bool = False) -> list[int]:
@@ -759,21 +812,39 @@ class _Names:
                 at += len(needle)
         return sorted(found)
 
-    def not_matching(self, pattern: re.Pattern[bytes]) -> list[int]:
+    def not_matching(self, pattern: re.Pattern[bytes], numbered: bytes = b"") -> list[int]:
         """The positions of the entries whose name does not fully match `pattern`.
 
         `pattern` must not match a newline. A possessive run of matching lines
         is consumed in C; Python sees only the lines that do not match.
+        `numbered`: a prefix that, followed by digits only, always matches
+        `pattern` (torch's `<folder>/data/<n>`): a run of names all so spelled
+        is passed over whole, its columns checked instead of its lines.
         """
         run = _line_run(pattern)
-        text, pos = self.text, 0
+        text = self.text
+        spans = [(0, len(text))]
+        if numbered and self.segments:
+            spans = [(seg[0], seg[3]) for seg in self.segments if not self._numbered(seg, numbered)]
         out: list[int] = []
-        while True:
-            pos = run.match(text, pos).end()  # type: ignore[union-attr]  # `*+` always matches
-            if pos >= len(text) - 1:
-                return out
-            out.append(self.position(pos + 1))
-            pos = text.index(b"\n", pos + 1) + 1  # to the next name's framing newline
+        for pos, end in spans:
+            while True:
+                pos = run.match(text, pos, end).end()  # type: ignore[union-attr]  # `*+` matches
+                if pos >= end - 1:
+                    break
+                out.append(self.position(pos + 1))
+                pos = text.index(b"\n", pos + 1) + 1  # to the next name's framing newline
+        return out
+
+
+def _ends(
+    segments: Sequence[tuple[int, int, int]], text: bytes
+) -> list[tuple[tuple[int, int, int], int]]:
+    """Each segment with the offset where it ends (the next one's start, or the text's end)."""
+    if not segments:
+        return []
+    ends = [seg[0] for seg in segments[1:]] + [len(text)]
+    return list(zip(segments, ends, strict=True))
 
 
 @functools.lru_cache(maxsize=8)

@@ -188,7 +188,39 @@ UNUSUAL: dict[str, Callable[[], bytes]] = {
     "folder entries": lambda: _zip([("archive/", b""), *torch_like(80), ("archive/data/", b"")]),
     "nested archive": lambda: _with(("archive/extra/inner.pt", _zip(torch_like(3, "inner")))),
     "record-like names elsewhere": lambda: _with(("x/data/7", b"\x80\x02N."), ("/version", b"N.")),
+    # Inside a run of torch's numbered records (one name length, one stride), names the
+    # column checks must not pass over: a letter among the digits, another folder of the
+    # same length, a lowercase twin of data.pkl; and runs split by a longer name.
+    "not a number in a numbered run": lambda: _zip(
+        _replace(torch_like(300), "archive/data/150", ("archive/data/1x0", b"\x80\x02N."))
+    ),
+    "not a number last in a numbered run": lambda: _zip(
+        _replace(torch_like(300), "archive/data/250", ("archive/data/25x", b"\x80\x02N."))
+    ),
+    "not a number first in a numbered run": lambda: _zip(
+        _replace(torch_like(300), "archive/data/150", ("archive/data/x50", b"\x80\x02N."))
+    ),
+    "another folder inside a run": lambda: _zip(
+        _replace(torch_like(300), "archive/data/151", ("archivz/data/151", b"\x80\x02N."))
+    ),
+    "another folder by its first letter": lambda: _zip(
+        _replace(torch_like(300), "archive/data/152", ("xrchive/data/152", b"\x80\x02N."))
+    ),
+    "same-length twin of the main pickle": lambda: _zip(
+        [*torch_like(300)[:100], ("ARCHIVE/DATA.PKL", b"\x80\x02K\x07."), *torch_like(300)[100:]]
+    ),
+    "runs split by long names": lambda: _zip(
+        [
+            *torch_like(120)[:60],
+            ("archive/" + "y" * 40 + ".pkl", b"N."),
+            *torch_like(120)[60:],
+        ]
+    ),
 }
+
+
+def _replace(entries: list, name: str, new: tuple[str, bytes]) -> list:
+    return [new if n == name else (n, d) for n, d in entries]
 
 
 @pytest.mark.parametrize("what", UNUSUAL)

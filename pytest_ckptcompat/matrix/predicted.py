@@ -109,6 +109,8 @@ def _read_goldens(
     store = GoldenStore(goldens)
     wanted = set(doc["artifacts"])
     out: dict[tuple[str, str], tuple[Golden, bytes]] = {}
+    if wanted and not goldens.is_dir():  # say so: an empty section is not an agreement
+        problems.append(f"{goldens}: no such folder: no golden was predicted or checked")
     for artifact in store.artifacts():
         if artifact not in wanted:
             continue

@@ -654,11 +654,12 @@ def predicted_line(doc: MatrixDoc) -> str:
     agreement = predicted["agreement"]
     bad = len(agreement["disagreements"])
     checked = agreement["checked"]
-    agreed = (
-        f"predictions agreed with {checked}/{checked} real golden loads"
-        if not bad
-        else f"predictions DISAGREED with {bad} of {checked} real golden loads (a bug of ours)"
-    )
+    if bad:
+        agreed = f"predictions DISAGREED with {bad} of {checked} real golden loads (a bug of ours)"
+    elif checked:
+        agreed = f"predictions agreed with {checked}/{checked} real golden loads"
+    else:
+        agreed = "no real golden load was checked against its prediction"
     if not predicted["releases"]:
         return f"no torch release between the installed ones to predict; {agreed}"
     loads = sum(1 for o in predicted["outcomes"] if o["outcome"] == "ok")

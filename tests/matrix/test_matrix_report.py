@@ -348,3 +348,20 @@ def test_a_prediction_that_disagrees_with_a_real_load_fails_the_report(cells, tm
     assert json.loads((out / "matrix.json").read_text())["predicted"]["agreement"][
         "disagreements"
     ]  # the outputs are written all the same
+
+
+def test_predictions_without_the_goldens_say_nothing_was_checked(cells, tmp_path):
+    # A report job that did not download the goldens: an empty section, said to be empty,
+    # never "agreed".
+    proc = _cli(
+        "report", *map(str, cells.values()), "--goldens", str(tmp_path / "absent"),
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "no real golden load was checked against its prediction" in proc.stdout
+    assert "agreed" not in proc.stdout
+    predicted = json.loads((tmp_path / "out" / "matrix.json").read_text())["predicted"]
+    assert predicted["agreement"]["checked"] == 0
+    assert predicted["problems"] == [
+        f"{tmp_path / 'absent'}: no such folder: no golden was predicted or checked"
+    ]

@@ -27,8 +27,10 @@ import io
 import os
 import pickle
 import pickletools
+import re
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -200,19 +202,76 @@ def _seeds() -> dict[str, bytes]:
     }.items():
         buf = io.BytesIO()
         torch.save(state, buf, **kwargs)
-        out[name] = buf.getvalue()
+        out[name] = _pinned_storage_keys(_pinned_serialization_id(buf.getvalue()))
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("inner/data.pkl", pickle.dumps({"a": [1, 2]}, protocol=2))
-        zf.writestr("inner/version", b"3\n")
+        zf.writestr(_dated("inner/data.pkl"), pickle.dumps({"a": [1, 2]}, protocol=2))
+        zf.writestr(_dated("inner/version"), b"3\n")
     nested = io.BytesIO()
     with zipfile.ZipFile(nested, "w") as zf:
-        zf.writestr("archive/data.pkl", pickle.dumps({"b": 1}, protocol=2))
-        zf.writestr("archive/inner.pt", inner.getvalue())
+        zf.writestr(_dated("archive/data.pkl"), pickle.dumps({"b": 1}, protocol=2))
+        zf.writestr(_dated("archive/inner.pt"), inner.getvalue())
     out["zip-nested"] = nested.getvalue()
     out["pickle-p0"] = pickle.dumps({"a": [1, 2.5, "x"], "b": (None, True)}, protocol=0)
     out["pickle-p5"] = pickle.dumps({"a": [1, 2.5, b"x" * 300], "b": frozenset([3])}, protocol=5)
     return out
+
+
+# The seeds are the same bytes on every machine and every run, so the derandomized
+# examples are too: CI and a local run of the suite try the same files.
+
+
+def _dated(name: str) -> zipfile.ZipInfo:
+    return zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+
+
+def _pinned_serialization_id(data: bytes) -> bytes:
+    """torch.save output with its random `.data/serialization_id` replaced by fixed digits.
+
+    The member is rewritten in place, its CRC-32 too (local header, data descriptor
+    and central directory), so the archive is otherwise exactly what torch wrote.
+    """
+    if not data.startswith(b"PK"):
+        return data  # the legacy format: no zip, no id
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = [i for i in zf.infolist() if i.filename.endswith("/.data/serialization_id")]
+    if not infos:
+        return data  # a torch that writes none
+    (info,) = infos
+    out = bytearray(data)
+    name_len, extra_len = struct.unpack_from("<HH", out, info.header_offset + 26)
+    start = info.header_offset + 30 + name_len + extra_len
+    new = b"1" * info.compress_size
+    out[start : start + len(new)] = new
+    old_crc, new_crc = struct.pack("<I", info.CRC), struct.pack("<I", zlib.crc32(new))
+    # The name's next appearance after the data is its central-directory entry's.
+    central = bytes(out).index(info.filename.encode(), start + len(new)) - 46
+    # Local header; data descriptor (with or without its signature); central directory.
+    for at in (info.header_offset + 14, start + len(new), start + len(new) + 4, central + 16):
+        if out[at : at + 4] == old_crc:
+            out[at : at + 4] = new_crc
+    with zipfile.ZipFile(io.BytesIO(bytes(out))) as zf:  # CRCs checked: the rewrite is whole
+        assert zf.read(info.filename) == new
+        assert zf.testzip() is None
+    return bytes(out)
+
+
+def _pinned_storage_keys(data: bytes) -> bytes:
+    """The legacy format's storage keys (memory addresses, as decimal strings) made fixed.
+
+    Each key is a BINUNICODE string of digits, in the object pickle and again in the
+    list of keys after it; each distinct one becomes a fixed number of the same length.
+    """
+    if data.startswith(b"PK"):
+        return data  # the zip format numbers its storages 0, 1, ...
+    keys: dict[bytes, bytes] = {}
+
+    def fixed(found: re.Match[bytes]) -> bytes:
+        digits = found.group(2)
+        new = keys.setdefault(digits, str(10 ** (len(digits) - 1) + len(keys)).encode())
+        return found.group(1) + new
+
+    return re.sub(rb"(X[\x0a-\x14]\x00\x00\x00)(\d{10,20})(?=[qr\x94])", fixed, data)
 
 
 SEEDS = _seeds()

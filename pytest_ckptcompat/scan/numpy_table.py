@@ -15,11 +15,10 @@ pickle written by that numpy names (`written`). A scan uses it to predict
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
 from typing import Any, Final
 
 from ..errors import CkptCompatError
+from .data import table as stored_table
 from .releases import version_key
 
 _DATA: Final = "numpy_names.json"
@@ -36,22 +35,9 @@ class UnknownNumpyVersionError(CkptCompatError, LookupError):
         self.version = version
 
 
-def _read_data(name: str) -> str:
-    """A file of `data/`: beside this module, or through importlib.resources (a zipped install)."""
-    path = Path(__file__).with_name("data") / name
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
-    from importlib import resources
-
-    return resources.files(__package__).joinpath("data").joinpath(name).read_text(encoding="utf-8")
-
-
-@functools.cache
 def table() -> dict[str, Any]:
     """The whole table, as stored (read once)."""
-    text = _read_data(_DATA)
-    data: dict[str, Any] = json.loads(text)
-    return data
+    return stored_table(_DATA)
 
 
 @functools.cache

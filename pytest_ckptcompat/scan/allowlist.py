@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import SafeGlobalError
 from .names import dtype_class_code, other_numpy_spelling
-from .rules import TorchRules
 from .snippet import named
 
 if TYPE_CHECKING:
     from .numpy_reader import ReaderNumpy
+    from .rules import TorchRules
 
 _ENTRY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*\.[A-Za-z_][\w\[\]]*$")
 

@@ -584,12 +584,11 @@ def _report(args: argparse.Namespace) -> int:
         goldens = goldens or matrix.goldens
     elif not args.reports:
         raise CkptCompatError("report: give cell reports, or --matrix (or both)")
-    doc = merge_reports((Path(p) for p in args.reports), expect)
+    doc = merge_reports((Path(p) for p in args.reports), expect, Path(goldens) if goldens else None)
     disagreements: list[str] = []
-    if goldens:
-        from .matrix.predicted import disagreement_lines, predict_columns
+    if "predicted" in doc:
+        from .matrix.predicted import disagreement_lines
 
-        doc["predicted"] = predict_columns(doc, Path(goldens))
         disagreements = disagreement_lines(doc["predicted"])
     out = Path(args.out)
     outputs = {

@@ -144,7 +144,9 @@ def _fix_check(path: Path, doc: dict[str, Any]) -> FixCheckDoc:
     return cast(FixCheckDoc, doc)
 
 
-def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDoc:
+def merge_reports(
+    paths: Iterable[Path], expect: Sequence[str] = (), goldens: Path | None = None
+) -> MatrixDoc:
     """The `ckptcompat.matrix/1` document of these cell reports.
 
     Each cell gives its read phase's report (`<tag>.json`) and, when the
@@ -152,6 +154,8 @@ def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDo
     names the cells the matrix has: one whose report is missing is a crashed
     cell, not an absent one. `ckptcompat.fixcheck/1` files among them
     (`ckptcompat check-fix`) say what the matrix's own fix did in each reader.
+    `goldens`: the folder the cells read, for the predicted columns
+    (`matrix.predicted`); None leaves them out.
     """
     reports: list[_Cell] = []
     checks: list[FixCheckDoc] = []
@@ -272,7 +276,7 @@ def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDo
     )
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     allowlist = list(dict.fromkeys(n for c in reads.values() for n in c.doc.get("allowlist", [])))
-    return {
+    merged: MatrixDoc = {
         "schema": schemas.MATRIX,
         "plugin": __version__,
         "created": created,
@@ -303,6 +307,17 @@ def merge_reports(paths: Iterable[Path], expect: Sequence[str] = ()) -> MatrixDo
         "allowlist": allowlist,
         "fix": _fix_check_summary(statuses, allowlist, rows, readers, checks),
     }
+    if goldens is not None:
+        from .predicted import predict_columns
+
+        # Each golden load's global statuses, as its cell recorded them.
+        loads = {
+            (r["artifact"], r["writer"], reader): dict(r.get("globals", {}))
+            for r, reader, _ in found
+            if r["kind"] == "golden"
+        }
+        merged["predicted"] = predict_columns(merged, goldens, loads)
+    return merged
 
 
 def _not_read(

@@ -15,13 +15,13 @@ load (a `mismatch` loaded), or when neither does with the same outcome and
 the same blocked and missing names. A disagreement is a bug of ours (in the
 tables or the scan): `ckptcompat report` then exits 1.
 
-Nothing here imports torch or numpy.
+`merge.merge_reports(..., goldens=...)` calls `predict_columns` with the
+statuses the cells recorded. Nothing here imports torch or numpy.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import CkptCompatError
@@ -59,8 +59,13 @@ def predicted_releases(installed: Iterable[str]) -> list[str]:
     return [newest[m] for m in sorted(newest)]
 
 
-def predict_columns(doc: MatrixDoc, goldens: Path) -> MatrixPredicted:
-    """`ckptcompat.matrix/1`'s `predicted`: columns for releases not installed, agreement."""
+def predict_columns(
+    doc: MatrixDoc, goldens: Path, loads: Mapping[tuple[str, str, str], Mapping[str, str]]
+) -> MatrixPredicted:
+    """`ckptcompat.matrix/1`'s `predicted`: columns for releases not installed, agreement.
+
+    `loads`: each real golden load's global statuses, by (artifact, writer, reader).
+    """
     real_readers = [r for r in doc["readers"] if r.get("torch")]
     releases = predicted_releases(r["torch"] or "" for r in real_readers)
     numpys = sorted({r["numpy"] or "none" for r in real_readers}, key=version_key)
@@ -88,7 +93,7 @@ def predict_columns(doc: MatrixDoc, goldens: Path) -> MatrixPredicted:
                         "missing": verdict["missing"],
                     }
                 )
-    checked, disagreements = _agreement(doc, files, problems)
+    checked, disagreements = _agreement(doc, files, loads, problems)
     return {
         "releases": releases,
         "readers": readers,
@@ -138,11 +143,13 @@ def _predict(
 
 
 def _agreement(
-    doc: MatrixDoc, files: dict[tuple[str, str], tuple[Golden, bytes]], problems: list[str]
+    doc: MatrixDoc,
+    files: dict[tuple[str, str], tuple[Golden, bytes]],
+    statuses: Mapping[tuple[str, str, str], Mapping[str, str]],
+    problems: list[str],
 ) -> tuple[int, list[MatrixDisagreement]]:
     """Each real golden load against the prediction for its reader: (checked, disagreements)."""
     readers = {r["tag"]: r for r in doc["readers"]}
-    statuses = _record_statuses(doc)
     checked, out = 0, list[MatrixDisagreement]()
     for row in doc["outcomes"]:
         found = files.get((row["artifact"], row["writer"]))
@@ -184,22 +191,6 @@ def _agreement(
                 }
             )
     return checked, out
-
-
-def _record_statuses(doc: MatrixDoc) -> dict[tuple[str, str, str], dict[str, str]]:
-    """Each golden load's global statuses, as its cell recorded them (from the cell reports)."""
-    out: dict[tuple[str, str, str], dict[str, str]] = {}
-    for reader in doc["readers"]:
-        try:
-            cell = json.loads(Path(reader["report"]).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # a crashed cell: no loads of its to compare
-        for r in cell.get("records", []):
-            if isinstance(r, dict) and r.get("kind") == "golden":
-                out[(str(r.get("artifact")), str(r.get("writer")), reader["tag"])] = dict(
-                    r.get("globals", {})
-                )
-    return out
 
 
 def disagreement_lines(predicted: MatrixPredicted) -> list[str]:

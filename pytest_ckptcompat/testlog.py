@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .schemas import TestDoc
-from .vocab import TEST_OUTCOMES
+from .vocab import TEST_FAILURES, TEST_OUTCOMES
 
 #: Every failure the `ckpt_compat` fixture raises starts with one of these:
 #: a compatibility finding (what the matrix's grids show), not a broken test.
@@ -58,7 +58,7 @@ def record(tests: dict[str, TestDoc], report: Any) -> None:
         return
     if have is not None and TEST_OUTCOMES.index(have["outcome"]) >= TEST_OUTCOMES.index(outcome):  # type: ignore[arg-type,unused-ignore]
         return
-    failed = outcome in ("failed", "error")
+    failed = outcome in TEST_FAILURES
     tests[report.nodeid] = {
         "nodeid": report.nodeid,
         "site": _site(report.location),

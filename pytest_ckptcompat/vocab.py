@@ -27,6 +27,8 @@ TestOutcome = Literal["passed", "skipped", "xfailed", "xpassed", "failed", "erro
 TEST_OUTCOMES: Final[tuple[TestOutcome, ...]] = get_args(TestOutcome)
 #: The test outcomes that make a run red.
 TEST_FAILURES: Final[frozenset[TestOutcome]] = frozenset({"failed", "error"})
+#: The outcomes of a golden load in which the file loaded (a `mismatch` loaded, then differed).
+LOADED: Final[frozenset[Outcome]] = frozenset({"ok", "mismatch"})
 
 CellStatus = Literal["ok", "failed", "crashed"]
 #: A matrix cell, good to bad: `ok`; `failed`: its phases ran to the end but tests of the
@@ -48,6 +50,14 @@ Kind = Literal["global", "build", "newobj", "setitem"]
 def is_allowed(status: str) -> bool:
     """True for the statuses under which a load goes through."""
     return status in ALLOWED
+
+
+def test_state(outcome: str, finding: object) -> str:
+    """A test's outcome as reports show and gates compare it.
+
+    A failure on a finding (a compatibility finding, not the project's own bug) is `finding`.
+    """
+    return "finding" if finding and outcome in TEST_FAILURES else outcome
 
 
 def status_rank(status: str) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..environment import tag_key
 from ..schemas import MatrixCell, MatrixLoadSite, MatrixPhase, MatrixTest
-from ..vocab import CELL_STATUSES, SITE_STATES, TEST_FAILURES, TEST_OUTCOMES
+from ..vocab import CELL_STATUSES, SITE_STATES, TEST_FAILURES, TEST_OUTCOMES, test_state
 
 #: The matrix's phases in the order they run; a report says which one wrote it.
 MATRIX_PHASES = ("write", "read")
@@ -58,9 +58,14 @@ def phase_of(doc: Mapping[str, Any]) -> str:
     return "read"
 
 
-def log_of(report: Path, tag: str, phase: str) -> str:
-    """The phase's full output, where the matrix run keeps it (`<cells>/logs/`), if it exists."""
-    log = report.parent / "logs" / f"{tag}.{phase}.log"
+def log_file(cells: Path, tag: str, phase: str) -> Path:
+    """Where the matrix run keeps a cell's phase's full output (`<cells>/logs/`)."""
+    return cells / "logs" / f"{tag}.{phase}.log"
+
+
+def log_of(cells: Path, tag: str, phase: str) -> str:
+    """The phase's full output, if the matrix run kept it."""
+    log = log_file(cells, tag, phase)
     return str(log) if log.is_file() else ""
 
 
@@ -92,16 +97,13 @@ def phase_entry(doc: Mapping[str, Any], report: Path, tag: str, phase: str) -> M
         "duration": float(run.get("duration") or 0.0) if run else 0.0,
         "tests": test_counts(tests),
         "report": str(report),
-        "log": log_of(report, tag, phase),
+        "log": log_of(report.parent, tag, phase),
     }
 
 
 def test_counts(tests: list[dict[str, Any]]) -> dict[str, int]:
     """`{"passed": 6, "finding": 2}`: outcomes, a failure on a finding counted as `finding`."""
-    counts = Counter(
-        "finding" if t.get("finding") and t.get("outcome") in TEST_FAILURES else str(t["outcome"])
-        for t in tests
-    )
+    counts = Counter(test_state(str(t["outcome"]), t.get("finding")) for t in tests)
     order = [*TEST_OUTCOMES[:4], "finding", *TEST_OUTCOMES[4:]]
     return {
         o: counts[o] for o in sorted(counts, key=lambda o: order.index(o) if o in order else 99)
@@ -110,7 +112,7 @@ def test_counts(tests: list[dict[str, Any]]) -> dict[str, int]:
 
 def missing_phase(tag: str, phase: str, folder: Path | None) -> MatrixPhase:
     """A phase whose report the merge expected and did not get."""
-    log = log_of(folder / f"{tag}.json", tag, phase) if folder else ""
+    log = log_of(folder, tag, phase) if folder else ""
     return {
         "status": "crashed",
         "problem": f"no report from its {phase} phase"

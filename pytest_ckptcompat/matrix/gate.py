@@ -35,7 +35,7 @@ from typing import Any
 from .. import schemas
 from ..environment import tag_key
 from ..errors import ReportError
-from ..vocab import TEST_FAILURES, is_allowed
+from ..vocab import TEST_FAILURES, is_allowed, test_state
 from .cells import site_label
 from .merge import read_json
 
@@ -191,8 +191,7 @@ def _fails(outcome: str | None) -> bool:
 
 
 def _state(t: dict[str, Any]) -> str:
-    """A test's outcome as the gate compares it: a failure on a finding is `finding`."""
-    return "finding" if t.get("finding") and _fails(t["outcome"]) else str(t["outcome"])
+    return test_state(str(t["outcome"]), t.get("finding"))
 
 
 def _bad(state: str | None) -> bool:

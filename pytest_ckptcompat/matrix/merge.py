@@ -70,7 +70,15 @@ from ..schemas import (
     MatrixReader,
     MatrixTest,
 )
-from ..vocab import OUTCOMES, TEST_OUTCOMES, is_allowed, status_rank
+from ..vocab import (
+    LOADED,
+    OUTCOMES,
+    TEST_FAILURES,
+    TEST_OUTCOMES,
+    is_allowed,
+    status_rank,
+    test_state,
+)
 from .cells import (
     MATRIX_PHASES,
     cell_entry,
@@ -354,7 +362,7 @@ def _not_read(
                 elif test and ran is None:
                     why = f"{test}, which reads it, did not run in {reader}"
                 elif (
-                    ran is not None and ran["outcome"] in ("failed", "error") and not ran["finding"]
+                    ran is not None and test_state(ran["outcome"], ran["finding"]) in TEST_FAILURES
                 ):
                     why = f"{test}, which reads it, {ran['outcome']} in {reader} first"
                 else:
@@ -480,9 +488,14 @@ def _fix_check_summary(
     return {"snippet": code, "sha256": sha, "readers": verdicts, "failures": failures}
 
 
+def _failed_unrelated(test: MatrixTest) -> bool:
+    """A test that failed for a reason other than a compatibility finding."""
+    return test_state(test["outcome"], test["finding"]) in TEST_FAILURES
+
+
 def _fix_should_load(row: MatrixOutcome, covered: set[str]) -> bool:
     """Whether a load must succeed once the snippet is applied: its names are all in it."""
-    if row["outcome"] in ("ok", "mismatch"):
+    if row["outcome"] in LOADED:
         return True
     names = row["blocked"] + row["missing"]
     return row["outcome"] in ("blocked", "missing") and bool(names) and set(names) <= covered

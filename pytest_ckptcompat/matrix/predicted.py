@@ -37,9 +37,7 @@ from ..schemas import (
     MatrixPredictedOutcome,
     MatrixPredictedReader,
 )
-
-#: Real outcomes in which the golden loaded (a `mismatch` loaded, then compared unequal).
-_LOADED = frozenset({"ok", "mismatch"})
+from ..vocab import LOADED
 
 
 def predicted_releases(installed: Iterable[str]) -> list[str]:
@@ -79,7 +77,7 @@ def predict_columns(
     outcomes: list[MatrixPredictedOutcome] = []
     for numpy in numpys:
         allowlist = _allowlist(doc["allowlist"], numpy)
-        for golden, data in files.values():
+        for golden, data in files.values() if releases else ():
             prediction = _predict(golden, data, releases, numpy, allowlist)
             for release in releases:
                 verdict = prediction.verdict(release)
@@ -169,7 +167,7 @@ def _agreement(
         prediction = _predict(*found, [torch], numpy, allowlist)
         checked += 1
         verdict = prediction.verdict(torch)
-        real_loads = row["outcome"] in _LOADED
+        real_loads = row["outcome"] in LOADED
         same = real_loads == verdict["loadable"] and (
             real_loads
             or (

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from ..environment import parse_tag
 from ..scan.fixes import render as render_fixes
 from ..schemas import MatrixDoc, MatrixGlobal, MatrixOutcome, MatrixPredicted
+from ..vocab import TEST_FAILURES, test_state
 from .cells import site_label
 from .merge import fix_notes, fix_of, fix_verified_line
 from .predicted import disagreement_lines
@@ -166,6 +167,12 @@ def _phase_md(phase: Mapping[str, object] | None) -> str:
     return "; ".join(bits)
 
 
+def _torch_word(tag: str) -> str:
+    """`torch2.6.0` for the tag `torch2.6.0-numpy2.2.6-py3.11`."""
+    parts = parse_tag(tag)
+    return f"torch{parts['torch']}" if parts else tag
+
+
 def _fix_cell(entry: MatrixGlobal) -> str:
     # Short: what to change, what to allowlist, where torch allows it anyway.
     # The longer notes are listed once, under "How to fix".
@@ -175,7 +182,7 @@ def _fix_cell(entry: MatrixGlobal) -> str:
     bits = [fix["change"]] if fix["change"] else []
     if fix["entries"]:
         bits.append("or allowlist " + ", ".join(f"`{e}`" for e in fix["entries"]))
-    torches = dict.fromkeys(t.split("-")[0] for t in fix["allowed_by_default_in"])
+    torches = dict.fromkeys(_torch_word(t) for t in fix["allowed_by_default_in"])
     if torches:
         bits.append("allowed by default in " + ", ".join(torches))
     return "; ".join(bits)
@@ -382,9 +389,7 @@ def _cells_md(doc: MatrixDoc) -> list[str]:
 
 
 def _test_label(row: Mapping[str, object]) -> str:
-    if row["outcome"] in ("failed", "error") and row["finding"]:
-        return _TEST_MD["finding"]
-    return _TEST_MD[str(row["outcome"])]
+    return _TEST_MD[test_state(str(row["outcome"]), row["finding"])]
 
 
 def _test_table(
@@ -405,7 +410,7 @@ def _test_table(
         if all(t is not None and t["outcome"] == "passed" for t in got):
             clean.add(nodeid)
         elif all(
-            t is not None and (t["outcome"] == "passed" or _test_label(t) == _TEST_MD["finding"])
+            t is not None and test_state(str(t["outcome"]), t["finding"]) in ("passed", "finding")
             for t in got
         ):
             findings.append(nodeid)
@@ -414,7 +419,7 @@ def _test_table(
 
 
 def _needs_note(t: Mapping[str, object]) -> bool:
-    return t["outcome"] in ("failed", "error") and not t["finding"]
+    return t["outcome"] in TEST_FAILURES and not t["finding"]
 
 
 def _test_note(t: Mapping[str, object]) -> str:
@@ -955,8 +960,8 @@ def junit(doc: MatrixDoc) -> str:
             case = suite.case(
                 f"ckptcompat.tests.{t['reader']}", t["nodeid"], t.get("duration", 0.0), module
             )
-            if t["outcome"] in ("failed", "error"):
-                kind = "finding" if t["finding"] else t["outcome"]
+            if t["outcome"] in TEST_FAILURES:
+                kind = test_state(t["outcome"], t["finding"])
                 at = f" (at {repo_path(prefix, t['where'])})" if t["where"] else ""
                 # ` path:line` in the text: where annotation tools read the line from.
                 text = f"test at {repo_path(prefix, t['site'])}" if t.get("site") else ""
@@ -1026,11 +1031,7 @@ def console(doc: MatrixDoc) -> str:
     lines += [f"only in stale goldens: {s['name']}" for s in doc.get("stale_globals", [])]
     shown, _, _ = _test_table(doc)
     for _, rows in sorted(shown.items()):
-        bad = {
-            r: t
-            for r, t in rows.items()
-            if t["outcome"] in ("failed", "error") and not t["finding"]
-        }
+        bad = {r: t for r, t in rows.items() if _needs_note(t)}
         for reader, t in sorted(bad.items()):
             lines.append(f"test {t['outcome']} in {reader}: {_test_note(t).replace('`', '')}")
     for label, rows in sorted(_sites(doc).items()):

@@ -55,7 +55,7 @@ from packaging.version import Version
 from .. import schemas
 from .._version import __version__
 from ..errors import MatrixError
-from .cells import MATRIX_PHASES, phase_entry
+from .cells import MATRIX_PHASES, log_file, phase_entry
 from .config import DEFAULT_MATRIX, ENV_VAR, Cell, Matrix, load_matrix
 from .render import SNIPPET_FILE
 
@@ -127,7 +127,7 @@ def snippet_path(matrix: Matrix) -> Path:
 
 def log_path(matrix: Matrix, tag: str, phase: str) -> Path:
     """Where the matrix run keeps a cell's phase's full output."""
-    return Path(matrix.cell_reports) / "logs" / f"{tag}.{phase}.log"
+    return log_file(Path(matrix.cell_reports), tag, phase)
 
 
 def _cell_session(nox: Any, matrix: Matrix, cell: Cell) -> None:

@@ -729,6 +729,7 @@ class _Names:
         self.raw = raw  # the name of one entry
         self.usable = text.count(b"\n") == 2 * count
         self._lower: bytes | None = None
+        self._pair_starts: list[int] | None = None
         # Where names of one length follow each other (from `_Runs`): (offset in the
         # text, name length, first entry), the whole text in order. There a name's
         # place is arithmetic, and a search for a name of length n looks only where
@@ -753,7 +754,16 @@ class _Names:
         if self.segments:
             at, n, first, _ = self.segments[bisect.bisect_right(self._starts, offset) - 1]
             return first + (offset - at) // (n + 2)
-        return self.text.count(b"\n\n", 0, offset)
+        # The "\n\n" pairs before `offset`, as `text.count(b"\n\n", 0, offset)` counts them
+        # (greedy, left to right), found once: counting from the start for every member
+        # asked about made a search over many differently named members quadratic.
+        return bisect.bisect_right(self._pairs(), offset - 2)
+
+    def _pairs(self) -> list[int]:
+        """Where each pair of newlines in the text starts (non-overlapping, left to right)."""
+        if self._pair_starts is None:
+            self._pair_starts = [m.start() for m in _PAIR.finditer(self.text)]
+        return self._pair_starts
 
     def _spans(self, length: int) -> list[tuple[int, int]]:
         """The parts of the text that can hold a name of `length` bytes."""
@@ -845,6 +855,9 @@ def _ends(
         return []
     ends = [seg[0] for seg in segments[1:]] + [len(text)]
     return list(zip(segments, ends, strict=True))
+
+
+_PAIR: Final = re.compile(b"\n\n")
 
 
 @functools.lru_cache(maxsize=8)

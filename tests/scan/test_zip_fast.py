@@ -310,3 +310,13 @@ def test_mode_switch_really_switches():
             archive = ZipArchive(data)
             kinds[name] = isinstance(archive.entries, ziparchive._Directory)
     assert kinds == {"runs": True, "split": True, "loop": False, "plain": False}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=5).map(lambda b: b.replace(b"\n", b"")), max_size=40))
+def test_a_names_position_is_the_count_of_frames_before_it(names):
+    # Looked up once (a bisection), not counted from the start for every member: the
+    # count was quadratic on archives of many differently named members.
+    text = ziparchive._Names.of(names)
+    for offset in range(len(text.text) + 1):
+        assert text.position(offset) == text.text.count(b"\n\n", 0, offset)

@@ -224,9 +224,14 @@ class _XdistHooks:
         node.workerinput["ckptcompat_run"] = run_state(node.config).run_id
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
+        state = run_state(node.config)
         text = getattr(node, "workeroutput", {}).get("ckptcompat")
         if text:
-            run_state(node.config).merge(text)
+            state.merge(text)
+        if error is not None or not text:
+            # A worker that crashed took what it produced with it: the goldens its tests
+            # wrote or checked would look unused, so this run may call none unused.
+            state.partial = True
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:

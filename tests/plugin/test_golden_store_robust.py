@@ -291,3 +291,27 @@ def test_b(ckpt_compat):
     assert files() == {f for f in written if not f.startswith("retired/")}
     assert other.path.exists()  # another writer's golden of a used artifact is never stale
     assert stray.exists()  # not a golden: only the next write of that golden removes it
+
+
+def test_a_crashed_xdist_worker_makes_prune_delete_nothing(pytester):
+    # test_a writes its golden on a worker that then dies (os._exit): the controller saw
+    # test_a pass but never got that worker's list of the goldens it produced. Calling
+    # `a` unused then would delete a golden a passing test checks.
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    pytester.makepyfile(
+        test_crash="""
+import os
+
+def test_a(ckpt_compat):
+    ckpt_compat.check("a", [1, 2])
+
+def test_b():
+    os._exit(3)
+"""
+    )
+    write = pytester.runpytest_subprocess("-n", "1", "--ckpt-compat-update")
+    golden = sorted(p.name for p in (pytester.path / "ckpt_goldens" / "a").glob("*.pt"))
+    assert golden, write.stdout.str()
+    again = pytester.runpytest_subprocess("-n", "1", "--ckpt-compat", "--ckpt-compat-prune")
+    assert sorted(p.name for p in (pytester.path / "ckpt_goldens" / "a").glob("*.pt")) == golden
+    again.stdout.fnmatch_lines(["*--ckpt-compat-prune deleted nothing*"])

@@ -163,23 +163,45 @@ def _read_directory(directory: Path, key: str | None, strip: Sequence[str], name
 
 
 def compare_values(a: Side, b: Side, comparison: Comparison) -> list[ValueDiff]:
-    """The keys whose values differ, among those with the same shape on both sides."""
+    """The keys whose values differ.
+
+    Tensors of one shape on both sides, element by element; entries that are no tensor
+    on either side, as the fixture compares objects (`compare.deep_diff`).
+    """
     import torch
+
+    from .compare import deep_diff
 
     shapes = {k for k, _, _ in comparison.shape}
     keys = [
         k
         for k, v in a.sd.entries.items()
-        if isinstance(v, TensorMeta) and isinstance(b.sd.entries.get(k), TensorMeta)
+        if k in b.sd.entries
+        and isinstance(v, TensorMeta) == isinstance(b.sd.entries[k], TensorMeta)
         and k not in shapes
-    ]  # fmt: skip
+    ]
     out = []
     with _Loader(a) as load_a, _Loader(b) as load_b:
         for key in keys:
-            found = _value_diff(torch, key, load_a(key), load_b(key))
+            ea, eb = load_a(key), load_b(key)
+            if isinstance(a.sd.entries[key], TensorMeta):
+                found = _value_diff(torch, key, ea, eb)
+            else:
+                found = _other_diff(key, deep_diff(ea, eb, limit=1))
             if found is not None:
                 out.append(found)
     return out
+
+
+def _other_diff(key: str, mismatches: Any) -> ValueDiff | None:
+    """A non-tensor entry's first difference (`compare.deep_diff`'s), or None when equal."""
+    if not mismatches:
+        return None
+    first = mismatches[0]
+    at = "" if first.path == "<root>" else first.path  # deep_diff's path inside the entry
+    return ValueDiff(
+        key, mismatches.total, 0, (), first.expected, first.actual, tensor=False, at=at
+    )
 
 
 def load_side(side: Side, safe_globals: Sequence[Any] = ()) -> dict[str, Any]:
@@ -417,6 +439,8 @@ def diff_json(a: Side, b: Side, c: Comparison) -> schemas.DiffDoc:
                 "a": v.a,
                 "b": v.b,
                 "max_abs_diff": v.max_abs_diff,
+                "tensor": v.tensor,
+                "at": v.at,
             }
             for v in c.values
         ],

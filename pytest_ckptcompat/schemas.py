@@ -707,12 +707,14 @@ class DiffValues(TypedDict):
     """A key whose values differ (`values[]`, with --values)."""
 
     key: str
-    differ: int  # elements that differ
-    numel: int
+    differ: int  # elements that differ (no tensor: the differences `deep_diff` counted)
+    numel: int  # 0 for an entry that is no tensor
     first: list[int]  # the index of the first one
     a: str
     b: str
     max_abs_diff: float | None
+    tensor: bool  # False: an entry that is no tensor (`_extra_state`, a step count)
+    at: str  # in such an entry, where its first difference is; "" for a tensor
 
 
 class DiffDoc(TypedDict):

@@ -318,6 +318,23 @@ def test_values_load_only_with_weights_only(tmp_path, clip):
     assert "argparse.Namespace" in proc.stderr
 
 
+def test_values_compares_the_entries_that_are_no_tensor(tmp_path):
+    # `_extra_state` and step counts are state too: --values must not call them the same
+    # when they differ, nor call same files different.
+    w = torch.arange(3.0)
+    torch.save({"w": w, "x._extra_state": {"step": 1}}, tmp_path / "a.pt")
+    torch.save({"w": w, "x._extra_state": {"step": 2}}, tmp_path / "b.pt")
+    torch.save({"w": w.clone(), "x._extra_state": {"step": 1}}, tmp_path / "c.pt")
+    proc = _diff(tmp_path / "a.pt", tmp_path / "b.pt", "--values")
+    assert proc.returncode == 1, proc.stdout
+    assert "values differ for x._extra_state at step: 1 in A, 2 in B" in proc.stdout
+    doc = json.loads(_diff(tmp_path / "a.pt", tmp_path / "b.pt", "--values", "--json").stdout)
+    assert [(v["key"], v["tensor"]) for v in doc["values"]] == [("x._extra_state", False)]
+    same = _diff(tmp_path / "a.pt", tmp_path / "c.pt", "--values")
+    assert same.returncode == 0, same.stdout
+    assert "same keys, shapes, dtypes and values" in same.stdout
+
+
 @pytest.mark.slow
 def test_a_state_dict_written_by_torch_2_5_diffs_clean_against_2_13(tmp_path, old_python, clip):
     root, sd = clip

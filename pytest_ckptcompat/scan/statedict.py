@@ -354,7 +354,7 @@ class Comparison:
 
 @dataclass(frozen=True)
 class ValueDiff:
-    """Tensor values that differ (`diff --values`)."""
+    """Values that differ (`diff --values`): a tensor's elements, or an entry that is none."""
 
     key: str
     differ: int
@@ -363,9 +363,14 @@ class ValueDiff:
     a: str
     b: str
     max_abs_diff: float | None = None
+    tensor: bool = True  # False: an entry that is no tensor (`_extra_state`, a step count)
+    at: str = ""  # in such an entry, where the first difference is (`['step']`)
 
     def text(self) -> str:
         """One line for people."""
+        if not self.tensor:
+            where = f" at {self.at}" if self.at else ""
+            return f"values differ for {self.key}{where}: {self.a} in A, {self.b} in B"
         where = "[" + ", ".join(str(i) for i in self.first) + "]"
         peak = f", max |a - b| {self.max_abs_diff:.6g}" if self.max_abs_diff is not None else ""
         return (

@@ -600,6 +600,8 @@ def _report(args: argparse.Namespace) -> int:
     if doc["fix"]["snippet"]:
         # The allowlist every reader gets; `ckptcompat check-fix` applies it in a reader.
         outputs[SNIPPET_FILE] = doc["fix"]["snippet"] + "\n"
+    else:
+        (out / SNIPPET_FILE).unlink(missing_ok=True)  # an earlier run's: not this report's fix
     for name, text in outputs.items():
         atomic_write(out / name, text.encode("utf-8"))
     print(f"{console(doc)}\n{fix_verified_line(doc)}")

@@ -522,6 +522,25 @@ def fix_verified_line(doc: MatrixDoc) -> str:
     return line
 
 
+def unproved_readers(doc: MatrixDoc) -> dict[str, str]:
+    """The readers where the printed allowlist was not shown to work, and why (empty: proved).
+
+    Every reader that can take an allowlist must have applied the very snippet the
+    report prints and loaded what it should: `failed`, `not checked` (its fix phase
+    did not run or wrote nothing) and `stale` (it checked another snippet) all count.
+    A crashed cell is left to the cell's own failure, which says more.
+    """
+    fix = doc.get("fix")
+    if not fix or not fix["snippet"]:
+        return {}
+    crashed = {c["tag"] for c in doc.get("cells", []) if c["status"] == "crashed"}
+    return {
+        tag: verdict
+        for tag, verdict in fix["readers"].items()
+        if verdict != "verified" and not verdict.startswith("no allowlist") and tag not in crashed
+    }
+
+
 def _missing_note(name: str, readers: list[str]) -> str:
     where = ", ".join(readers)
     if is_numpy_2_only(name) and fix_for_name(name).code:

@@ -18,8 +18,15 @@ import pytest
 from pytest_ckptcompat.cli import main
 from pytest_ckptcompat.errors import ReportError
 from pytest_ckptcompat.matrix.gate import against_baseline, baseline_of, upgrade
-from pytest_ckptcompat.matrix.merge import merge_reports
-from pytest_ckptcompat.matrix.render import LEGEND, console, html_page, junit, markdown
+from pytest_ckptcompat.matrix.merge import merge_reports, unproved_readers
+from pytest_ckptcompat.matrix.render import (
+    LEGEND,
+    SNIPPET_FILE,
+    console,
+    html_page,
+    junit,
+    markdown,
+)
 
 A, B = "torch2.5.1-numpy1.25.2-py3.11", "torch2.13.0-numpy2.2.6-py3.11"
 
@@ -361,3 +368,42 @@ def test_a_write_phase_whose_torch_save_raises(pytester, monkeypatch):
     assert cell["phases"]["read"]["status"] == "ok"
     (golden,) = doc["outcomes"]
     assert golden["stale"] == f"not rewritten by {tag}'s write phase in this run (it failed)"
+
+
+def test_a_printed_allowlist_is_proved_only_where_it_was_applied_for_real():
+    readers = {
+        "t24": "no allowlist (torch < 2.4)",
+        "t25": "verified",
+        "t26": "not checked",
+        "t27": "stale (checked another snippet)",
+        "t28": "failed",
+        "t29": "not checked",
+    }
+    cells = [{"tag": t, "status": "crashed" if t == "t29" else "ok"} for t in readers]
+    doc = {"fix": {"snippet": "import torch", "readers": readers}, "cells": cells}
+    # A fix phase that did not run, ran another snippet, or failed is no proof; a crashed
+    # cell fails the run on its own.
+    assert unproved_readers(doc) == {
+        "t26": "not checked",
+        "t27": "stale (checked another snippet)",
+        "t28": "failed",
+    }
+    assert unproved_readers({"fix": {"snippet": "", "readers": readers}, "cells": cells}) == {}
+
+
+def test_a_report_without_a_fix_removes_an_earlier_runs_snippet(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / SNIPPET_FILE).write_text("# the snippet of an earlier run\n")
+    passed = [_test("t.py::test_x", "passed")]
+    paths = _write(
+        tmp_path / "cells",
+        {
+            f"{A}.json": _report(A, "read", records=[_rec("x", A), _rec("x", B)], tests=passed),
+            f"{B}.json": _report(B, "read", records=[_rec("x", A), _rec("x", B)], tests=passed),
+        },
+    )
+    doc = merge_reports(paths)
+    assert doc["fix"]["snippet"] == ""  # nothing blocked: no allowlist to print
+    assert main(["report", *map(str, paths), "--out", str(out)]) == 0
+    assert not (out / SNIPPET_FILE).exists()  # the matrix must not check-fix a stale one

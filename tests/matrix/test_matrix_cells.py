@@ -407,3 +407,18 @@ def test_a_report_without_a_fix_removes_an_earlier_runs_snippet(tmp_path):
     assert doc["fix"]["snippet"] == ""  # nothing blocked: no allowlist to print
     assert main(["report", *map(str, paths), "--out", str(out)]) == 0
     assert not (out / SNIPPET_FILE).exists()  # the matrix must not check-fix a stale one
+
+
+def test_a_partial_phase_is_not_green(tmp_path):
+    # `nox -s matrix -- -k x`, node ids, --lf: the tests it did not run checked nothing,
+    # and their squares would only show as "not read" under an all-ok cell.
+    paths = _healthy(tmp_path)
+    read_b = next(p for p in paths if p.name == f"{B}.json")
+    doc = json.loads(read_b.read_text())
+    doc["run"]["partial"] = True
+    read_b.write_text(json.dumps(doc))
+    merged = merge_reports(paths)
+    cell = next(c for c in merged["cells"] if c["tag"] == B)
+    assert cell["status"] == "failed"
+    assert cell["phases"]["read"]["problem"].startswith("pytest ran part of the tests")
+    assert next(c for c in merged["cells"] if c["tag"] == A)["status"] == "ok"

@@ -206,6 +206,8 @@ def install_key(matrix: Matrix, cell: Cell, packages: Sequence[str]) -> str:
 
     Local projects (`-e FOLDER`, a folder) count by their build files: an editable
     install follows source edits by itself, but not a change of its dependencies.
+    A local find-links folder counts by the torch and numpy wheels it holds for the
+    pins (name, size, time): a rebuilt wheel of the same version installs again.
     """
     import hashlib
 
@@ -217,6 +219,11 @@ def install_key(matrix: Matrix, cell: Cell, packages: Sequence[str]) -> str:
         for name in ("pyproject.toml", "setup.py", "setup.cfg"):
             if (folder / name).is_file():
                 digest.update(name.encode() + (folder / name).read_bytes())
+    for link in matrix.find_links:
+        for pin in (f"torch-{cell.torch}", f"numpy-{cell.numpy}"):
+            for wheel in sorted(Path(link).glob(f"{pin}*")) if Path(link).is_dir() else ():
+                info = wheel.stat()
+                digest.update(f"{wheel.name} {info.st_size} {info.st_mtime_ns}\0".encode())
     return digest.hexdigest()
 
 

@@ -263,3 +263,25 @@ def test_one_line_per_cell_and_phase(tmp_path, monkeypatch):
         "    | nox > uv pip install torch==2.13.0\n"
         "    | error: no space left on device"
     )
+
+
+def test_a_rebuilt_local_wheel_of_the_same_version_installs_again(tmp_path):
+    from pytest_ckptcompat.matrix.sessions import install_key
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    mine = tmp_path / "matrix.toml"
+    mine.write_text(
+        '[matrix]\npython = ["3.11"]\ntorch = ["2.13.0"]\nnumpy = ["2.2.6"]\n'
+        f'[install]\nfind-links = ["{wheels}"]\n'
+    )
+    matrix = load_matrix(mine)
+    (cell,) = matrix.cells
+    wheel = wheels / "torch-2.13.0+cpu-cp311-cp311-linux_x86_64.whl"
+    wheel.write_bytes(b"first build")
+    first = install_key(matrix, cell, [])
+    assert install_key(matrix, cell, []) == first  # nothing changed: the stamp holds
+    (wheels / "torch-2.14.0-cp311-cp311-linux_x86_64.whl").write_bytes(b"another pin")
+    assert install_key(matrix, cell, []) == first  # not this cell's torch
+    wheel.write_bytes(b"the second build, same version")  # same name, new bytes
+    assert install_key(matrix, cell, []) != first

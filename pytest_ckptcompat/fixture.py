@@ -26,6 +26,7 @@ from .runstate import claims_dir, golden_root, run_state
 from .scan.allowlist import Allowlist, parse_entries, parse_entry, spellings, torch_key
 from .scan.rules import TorchRules
 from .scan.verdict import Verdict
+from .testlog import fail_finding
 
 _RULES_KEY = pytest.StashKey[TorchRules]()
 
@@ -92,11 +93,11 @@ class CkptCompat:
         if self.expect_blocked:
             self._check_expected_blocked(verdict, error)
         if error is not None:
-            pytest.fail(self._blocked_message(obj, verdict, error, rules), pytrace=False)
+            fail_finding(self._blocked_message(obj, verdict, error, rules), pytrace=False)
         mismatches = deep_diff(obj, loaded, devices=mapped)
         if mismatches:
             note = devices_note(mapped) or "tensors loaded on the devices they were saved from"
-            pytest.fail(
+            fail_finding(
                 "ckpt_compat.roundtrip: loads under weights_only=True, but differs from what "
                 f"was saved ({note}):\n{format_mismatches(mismatches)}",
                 pytrace=False,
@@ -131,13 +132,13 @@ class CkptCompat:
         try:
             loaded = sio.load(saved.data)
         except Exception as exc:  # safetensors refusing its own output is the finding
-            pytest.fail(
+            fail_finding(
                 f"{where}: safetensors cannot load what it wrote: {type(exc).__name__}: {exc}",
                 pytrace=False,
             )
         mismatches = deep_diff(saved.expected, loaded)
         if mismatches:
-            pytest.fail(
+            fail_finding(
                 f"{where}: loads, but differs from what was saved:\n"
                 f"{format_mismatches(mismatches)}",
                 pytrace=False,
@@ -156,7 +157,7 @@ class CkptCompat:
         if mismatches or untied:
             lines = [format_mismatches(mismatches)] if mismatches else []
             lines += [f"  {', '.join(g)}: tied in the module, not after load_model" for g in untied]
-            pytest.fail(
+            fail_finding(
                 f"{where}: load_model does not give the module back:\n" + "\n".join(lines),
                 pytrace=False,
             )
@@ -412,7 +413,7 @@ class CkptCompat:
             blocked_here = {g for r in records for g in r.blocked}
             loads = sorted(e for e, names in expected.items() if not names & blocked_here)
             if loads:
-                pytest.fail(
+                fail_finding(
                     f"ckpt_compat.check({name!r}): expect_blocked lists {', '.join(loads)}, but "
                     f"nothing is blocked on it here any more ({records[0].reader}): remove it "
                     "from @pytest.mark.ckpt_compat(expect_blocked=[...])",
@@ -431,7 +432,7 @@ class CkptCompat:
             lines.append(f"\n[{r.writer}] {r.outcome}: {r.message}")
             if r.fix:
                 lines.append(r.fix)
-        pytest.fail("\n".join(lines), pytrace=False)
+        fail_finding("\n".join(lines), pytrace=False)
 
     def _allowlist(self, extra: Iterable[Any], rules: TorchRules) -> Allowlist:
         names = [*self._ini_safe, *self._marker_safe]
@@ -461,7 +462,7 @@ class CkptCompat:
         unmatched = sorted(e for e, names in expected.items() if not names & blocked)
         if error is None or unmatched:
             loads = unmatched if error is not None else sorted(expected)
-            pytest.fail(
+            fail_finding(
                 f"ckpt_compat: expect_blocked lists {', '.join(loads)}, but "
                 f"{'they now load' if len(loads) > 1 else 'it now loads'} under torch "
                 f"{self.rules().version}: remove {'them' if len(loads) > 1 else 'it'} from "

@@ -88,11 +88,12 @@ class RunState:
 
     def merge(self, text: str) -> None:
         """Merge a worker's `dump()`."""
-        from .outcomes import Record  # here: a run that checks nothing never imports it
-
         data = json.loads(text)
         self.reader = self.reader or data["reader"]
-        self.records += [Record(**r) for r in data["records"]]
+        if data["records"]:
+            from .outcomes import Record  # here: a run that checks nothing never imports it
+
+            self.records += [Record(**r) for r in data["records"]]
         self.written += data["written"]
         self.produced |= set(data["produced"])
         self.collected |= set(data["collected"])

@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .schemas import TestDoc
 from .vocab import TEST_FAILURES, TEST_OUTCOMES
 
-#: Every failure the `ckpt_compat` fixture raises starts with one of these:
-#: a compatibility finding (what the matrix's grids show), not a broken test.
-_FINDING_PREFIXES = ("ckpt_compat.roundtrip", "ckpt_compat.check(", "ckpt_compat: expect_blocked")
+#: Set on the exception of every failure that is a compatibility finding (`fail_finding`).
+_FINDING_MARK = "ckpt_compat_is_finding"
 _MESSAGE_LIMIT = 300
 #: The attributes `pytest_runtest_makereport` sets on a failed report (they travel through
 #: xdist, which rebuilds the report's text differently on the controller).
@@ -85,13 +84,24 @@ def record_collect_error(tests: dict[str, TestDoc], report: Any) -> None:
     }
 
 
-def is_finding(excinfo: Any) -> bool:
-    """Whether a failure is one `ckpt_compat` raised on a load it checked."""
+def fail_finding(message: str, *, pytrace: bool = False) -> NoReturn:
+    """`pytest.fail` for a compatibility finding, marked as such.
+
+    A finding: a load refused, a value changed, an expected breakage gone (what the
+    matrix's grids show). The fixture's other failures (no golden to compare with, a
+    missing package, a misused marker) are the project's to fix: a cell with them is
+    not ok.
+    """
     import pytest
 
-    return bool(excinfo.errisinstance(pytest.fail.Exception)) and str(
-        excinfo.value
-    ).lstrip().startswith(_FINDING_PREFIXES)
+    exc = pytest.fail.Exception(message, pytrace=pytrace)
+    setattr(exc, _FINDING_MARK, True)
+    raise exc
+
+
+def is_finding(excinfo: Any) -> bool:
+    """Whether a failure is a compatibility finding `ckpt_compat` raised (`fail_finding`)."""
+    return bool(getattr(excinfo.value, _FINDING_MARK, False))
 
 
 def where(excinfo: Any, rootdir: Path) -> str:

@@ -120,3 +120,36 @@ def test_written_files_respect_the_umask(pytester, umask, mode):
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {
         p.name: mode for p in written
     }
+
+
+def test_only_compatibility_findings_are_reported_as_findings(pytester):
+    # The matrix keeps a cell ok through findings (the grids show them); a golden that
+    # is not there, or a safetensors check of what safetensors cannot hold, is the
+    # project's to fix and must not pass as one.
+    pytester.makepyfile(
+        test_kinds="""
+import datetime
+
+def test_blocked(ckpt_compat):
+    ckpt_compat.roundtrip({"when": datetime.date(2024, 1, 2)})
+
+def test_no_golden(ckpt_compat):
+    ckpt_compat.check("never_written", [1])
+
+def test_not_for_safetensors(ckpt_compat):
+    ckpt_compat.check("nested", {"a": {"b": [1, 2]}}, format="safetensors")
+"""
+    )
+    result = pytester.runpytest_inprocess("--ckpt-compat", "--ckpt-compat-report=r.json")
+    import json
+
+    tests = {
+        t["nodeid"].split("::")[1]: t["finding"]
+        for t in json.loads((pytester.path / "r.json").read_text())["tests"]
+        if t["outcome"] == "failed"
+    }
+    assert tests == {
+        "test_blocked": True,
+        "test_no_golden": False,
+        "test_not_for_safetensors": False,
+    }, result.stdout.str()

@@ -51,7 +51,11 @@ def changed() -> dict[str, object]:
     name, key, pos, has_gauss, gauss = np.random.get_state()
     return {
         "np_scalar": {"best": float(np.float64(1.5)), "count": int(np.int64(3))},
-        "np_rng": {"legacy": [name, key.tolist(), pos, has_gauss, gauss]},
+        "np_rng": {
+            "legacy": [name, key.tolist(), pos, has_gauss, gauss],
+            # A Generator's state, as the advice says: a dict of numbers for PCG64.
+            "generator": np.random.default_rng(0).bit_generator.state,
+        },
         "hparams": vars(argparse.Namespace(lr=0.1, arch="mlp")),
         "paths": {"data": str(pathlib.PosixPath("data/train"))},
         "builtins": {"tags": sorted({"a", "b"}), "z": (1.0, 2.0)},

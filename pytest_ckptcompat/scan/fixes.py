@@ -46,8 +46,10 @@ _CHANGES: tuple[tuple[str, str], ...] = (
     ("numpy.dtype", "comes with numpy arrays and scalars: save tensors / Python numbers"),
     (
         "numpy.random",
-        "save numpy's RNG state as plain values: `name, key, pos, has_gauss, gauss = "
-        "np.random.get_state()` and `key.tolist()` (restore with `np.random.set_state`)",
+        "save the RNG's state as plain values: for a `RandomState` (or numpy's global one, "
+        "`np.random`) `name, key, pos, has_gauss, gauss = rs.get_state()` and `key.tolist()` "
+        "(restore with `rs.set_state`); for a `Generator`, the dict "
+        "`rng.bit_generator.state` (numbers only for PCG64; restore by assigning it back)",
     ),
     ("argparse.Namespace", "save `vars(namespace)` (a dict)"),
     ("pathlib.", "save `str(path)`"),
@@ -116,7 +118,18 @@ def fix_for_name(
     if tier == "review":
         return Fix(name, (), (), (), change, None, "review")
     entries, code, imports = _allowlist_code(name)
-    return Fix(name, entries, code, imports, change, None, tier)
+    rng = _NUMPY_RANDOM_MAJOR if either_numpy.startswith("numpy.random.") else None
+    return Fix(name, entries, code, imports, change, rng, tier)
+
+
+# Measured on torch 2.5.1 / numpy 1.25.2 reading a RandomState numpy 2 wrote, with these
+# names allowlisted: numpy 1 refuses numpy 2's bit generator ("MT19937 is not a known
+# BitGenerator module"), whatever torch allows.
+_NUMPY_RANDOM_MAJOR = (
+    "numpy's RNG objects load only under the numpy major that wrote them (numpy 1 cannot "
+    "rebuild numpy 2's, whatever torch allows): the allowlist makes them load there; the "
+    "plain state above loads everywhere"
+)
 
 
 def _allowlist_code(name: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -162,10 +175,13 @@ def render(fixes: Iterable[Fix], *, indent: str = "    ", code: bool = True) -> 
     """The fixes as text: better objects first, then ini entries and (`code`) the snippet."""
     fixes = list(fixes)
     lines: list[str] = []
-    changes = [f for f in fixes if f.change]
+    changes: dict[str, list[str]] = {}  # one advice, said once, for every name it serves
+    for f in fixes:
+        if f.change:
+            changes.setdefault(f.change, []).append(f.name)
     if changes:
         lines.append("change what you save (then no allowlist is needed):")
-        lines += [f"{indent}{f.name}: {f.change}" for f in changes]
+        lines += [f"{indent}{', '.join(names)}: {text}" for text, names in changes.items()]
     # Fixes for both spellings of a numpy name share their code and notes: say each once.
     lines += [f"note: {w}" for w in dict.fromkeys(f.warning for f in fixes if f.warning)]
     review = [f.name for f in fixes if f.advice == "review"]
@@ -174,6 +190,12 @@ def render(fixes: Iterable[Fix], *, indent: str = "    ", code: bool = True) -> 
         lines += [f"{indent}{name}" for name in dict.fromkeys(review)]
     allowable = [f for f in fixes if f.entries]
     if allowable:
+        left = list(dict.fromkeys(f.name for f in fixes if not f.entries))
+        if left:  # the code below is part of the fix, not all of it
+            lines.append(
+                f"(the allowlist below alone does not make it load: {', '.join(left)} "
+                "still need the advice above)"
+            )
         lines.append("or allowlist it, in pytest's ini (ckpt_compat_safe_globals):")
         lines += [f"{indent}{e}" for e in dict.fromkeys(e for f in allowable for e in f.entries)]
         if code:

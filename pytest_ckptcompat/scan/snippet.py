@@ -67,13 +67,16 @@ def render_snippet(
     for, when known.
     """
     entries = list(dict.fromkeys(entries))
+    imports = list(dict.fromkeys(imports))
     numpy_import = "import numpy as np"
-    plain = [i for i in dict.fromkeys(imports) if i.startswith("import ") and i != numpy_import]
-    uses_numpy = any("np." in e or NP_CORE in e for e in entries)
+    plain = [i for i in imports if i.startswith("import ") and i != numpy_import]
+    # From what the entries need, never from their text (`mynp.Config` needs no numpy).
+    uses_numpy = numpy_import in imports or NP_CORE_LINE in imports
     lines = [
         f"# Allowlist for torch.load(weights_only=True), from pytest-ckptcompat {__version__}.",
         "# Works with torch >= 2.4 and numpy 1 and 2 (a file written under either numpy major",
-        "# loads under both); torch < 2.4 has no allowlist: save plain data there instead.",
+        "# loads under both, but for numpy's RNG objects); torch < 2.4 has no allowlist: save",
+        "# plain data there instead.",
     ]
     if readers:
         lines.append(f"# Checked on: {readers}.")

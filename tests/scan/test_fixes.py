@@ -143,3 +143,40 @@ def test_advise_includes_the_project_allowlist_in_the_snippet(tmp_path):
     code = printed_snippet(text)
     assert '_named(set, "builtins.set")' in code
     assert '_named(argparse.Namespace, "argparse.Namespace")' in code
+
+
+def test_printed_fix_says_what_it_leaves_undone():
+    # An allowlist for some names and not others is part of the fix: the text says so.
+    fixes = [fix_for_name("argparse.Namespace"), fix_for_name("builtins.eval", dangerous=True)]
+    text = render(fixes)
+    assert (
+        "(the allowlist below alone does not make it load: builtins.eval still need the "
+        "advice above)"
+    ) in text
+    assert text.index("alone does not") < text.index("or allowlist it")
+    assert "alone does not" not in render([fix_for_name("argparse.Namespace")])
+
+
+def test_numpy_rng_advice_is_said_once_and_names_its_limit():
+    names = [
+        "numpy.random._pickle.__randomstate_ctor",
+        "numpy.random.mtrand.RandomState",
+        "numpy.random._mt19937.MT19937",
+    ]
+    text = render([fix_for_name(n) for n in names])
+    # One line of advice for the three names, and the numpy-major limit of the allowlist
+    # (numpy 1 cannot rebuild numpy 2's generators: measured, see tests/fixproof.py).
+    assert text.count("save the RNG's state as plain values") == 1
+    assert f"    {', '.join(names)}: save the RNG's state" in text
+    assert "load only under the numpy major that wrote them" in text
+
+
+def test_a_snippet_imports_numpy_only_when_its_entries_need_it():
+    from pytest_ckptcompat.scan.snippet import render_snippet
+
+    mine = render_snippet(['_named(mynp.Config, "mynp.Config")'], ["import mynp"])
+    assert "import numpy" not in mine
+    assert "_np_core" not in mine
+    compile(mine, "snippet", "exec")
+    numpy = render_snippet(['_named(np.dtype, "numpy.dtype")'], ["import numpy as np"])
+    assert "import numpy as np" in numpy

@@ -68,7 +68,9 @@ def read_side(path: str, key: str | None, strip: Sequence[str], name: str) -> Si
     raw_keys = list(sd.entries)
     sd = strip_prefixes(sd, strip, name)
     sd.notes = notes + sd.notes + [f"{name}: {p}" for p in inv.problems]
-    side = Side(str(p), inv.format, sd, [str(p)], dangerous=[g.name for g in inv.dangerous])
+    side = Side(
+        str(p), inv.format, sd, [str(p)], dangerous=[g.name for g in inv.dangerous] + inv.threats
+    )
     for raw, new in zip(raw_keys, _stripped(raw_keys, strip), strict=True):
         side.origin[new] = (str(p), inv.format, raw)
     return side
@@ -136,7 +138,7 @@ def _read_directory(directory: Path, key: str | None, strip: Sequence[str], name
         sd, more = _state_dict(inv, key, name)
         notes += [n for n in more if n not in notes]
         notes += [f"{name}: {file.name}: {p}" for p in inv.problems]
-        side.dangerous += [g.name for g in inv.dangerous]
+        side.dangerous += [g.name for g in inv.dangerous] + inv.threats
         for raw, new in zip(sd.entries, _stripped(list(sd.entries), strip), strict=True):
             value = sd.entries[raw]
             if isinstance(value, TensorMeta) and value.storage is not None:

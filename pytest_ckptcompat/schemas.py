@@ -645,6 +645,7 @@ class ShowFile(TypedDict):
     entries: list[ShowEntry]
     shared: list[ShowShared]
     globals: list[ShowGlobal]
+    threats: list[str]  # code run at load that no dangerous global names (the scan's finding)
     metadata: dict[str, str] | None  # a safetensors file's `__metadata__`
     pickles: list[str]
     problems: list[str]  # what torch.load / safetensors would refuse

@@ -88,10 +88,17 @@ class Inventory:
     problems: list[str] = field(default_factory=list)  # what torch or safetensors would refuse
     notes: list[str] = field(default_factory=list)
 
+    threats: list[str] = field(default_factory=list)  # code run at load, beyond the globals
+
     @property
     def dangerous(self) -> list[GlobalUse]:
         """The globals that can run code."""
         return [g for g in self.globals if g.dangerous]
+
+    @property
+    def can_run_code(self) -> bool:
+        """Whether loading the file can run code: a dangerous global, or what `threats` say."""
+        return bool(self.dangerous or self.threats)
 
 
 def open_inventory(path: str | os.PathLike[str]) -> Inventory:
@@ -141,6 +148,7 @@ def inventory_of(ckpt: Checkpoint) -> Inventory:
         GlobalUse(module, attr, count, _why(module, attr))
         for (module, attr), count in sorted(counts.items())
     ]
+    inv.threats = _threats(ckpt)
     if errors and not inv.dangerous:
         raise UnreadableCheckpointError(ckpt.path, errors[0])
     inv.problems += errors
@@ -153,6 +161,28 @@ def inventory_of(ckpt: Checkpoint) -> Inventory:
     elif ckpt.format != "safetensors" and main_tree is None:
         inv.notes.append("no pickle that torch.load reads: nothing to show but the globals")
     return inv
+
+
+def _threats(ckpt: Checkpoint) -> list[str]:
+    """What the scan finds can run code that is no dangerous global name.
+
+    A BUILD that rewrites a class, a numpy dtype whose state hides objects, a SETITEM
+    into a tensor, TorchScript code run at load: the scan's own judgement (one rule
+    for `scan` and `show`), under the oldest torch with an allowlist (what runs most).
+    """
+    from . import torch_table
+    from .releases import USER_ALLOWLIST, release_of
+    from .scanner import scan_checkpoint
+
+    oldest = next(v for v in torch_table.known_versions() if release_of(v) >= USER_ALLOWLIST)
+    verdict = scan_checkpoint(ckpt, torch_table.rules_for(oldest)).verdict
+    if verdict is None:
+        return []
+    return [
+        f"{r.name}: {r.note}" if r.note else r.name
+        for r in verdict.requirements
+        if r.dangerous and r.kind != "global"
+    ]
 
 
 def _why(module: str, attr: str) -> str:

@@ -146,6 +146,13 @@ def scan_bytes(
     return _scan(shown, lambda: checkpoint_from_bytes(data, shown), rules, allowlist, types)
 
 
+def scan_checkpoint(
+    ckpt: Checkpoint, rules: TorchRules, allowlist: Allowlist | None = None
+) -> FileScan:
+    """`scan_file` for a checkpoint already opened (`container.open_checkpoint`)."""
+    return _scan(ckpt.path, lambda: ckpt, rules, allowlist, None)
+
+
 def _scan(
     shown: str,
     opener: Callable[[], Checkpoint],

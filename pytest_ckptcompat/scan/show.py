@@ -179,7 +179,7 @@ def headline(shown: Shown) -> str:
         parts.append(f"{human_bytes(t.data_bytes)} of tensor data")
     if inv.header is not None:
         parts.append(f"header {human_bytes(inv.header.header_size)}")
-    danger = ", DANGEROUS (can run code)" if inv.dangerous else ""
+    danger = ", DANGEROUS (can run code)" if inv.can_run_code else ""
     return f"{inv.path}: {', '.join(parts)}{danger}"
 
 
@@ -235,7 +235,7 @@ def _show_text(shown: Shown) -> str:
 
 
 def _globals_text(inv: Inventory) -> list[str]:
-    if not inv.globals:
+    if not inv.globals and not inv.threats:
         return []
     plain = [g for g in inv.globals if not g.dangerous]
     out = []
@@ -247,6 +247,7 @@ def _globals_text(inv: Inventory) -> list[str]:
             f"  DANGEROUS {g.name} x{g.count}: {g.why} (never load this file with "
             "weights_only=False; `ckptcompat scan` for the verdict)"
         )
+    out += [f"  DANGEROUS {threat}" for threat in inv.threats]
     return out
 
 
@@ -401,6 +402,7 @@ def _show_json(shown: Shown) -> ShowFile:
             ShowGlobal(name=g.name, count=g.count, dangerous=g.dangerous, why=g.why)
             for g in inv.globals
         ],
+        "threats": inv.threats,
         "metadata": inv.header.metadata if inv.header is not None else None,
         "pickles": inv.pickles,
         "problems": inv.problems,
@@ -417,7 +419,8 @@ def error_json(path: str, error: str) -> ShowFile:
     """The record of a file that could not be read."""
     return {
         "path": path, "format": None, "error": error, "tensors": 0, "storages": 0, "numel": 0,
-        "bytes": 0, "dtypes": [], "entries": [], "shared": [], "globals": [], "metadata": None,
+        "bytes": 0, "dtypes": [], "entries": [], "shared": [], "globals": [], "threats": [],
+        "metadata": None,
         "pickles": [], "problems": [], "notes": [],
     }  # fmt: skip
 

@@ -74,6 +74,27 @@ def test_every_advisory_file_is_flagged_by_the_cli(advisories):
     _check_flagged(files, records)
 
 
+def test_show_calls_dangerous_every_file_the_scan_does(advisories):
+    # One judgement for both commands: a BUILD on a class, a forged dtype, a SETITEM into
+    # a tensor or TorchScript run at load is dangerous in `show` too, not only a name.
+    files, _sentinels = advisories
+    show = [sys.executable, "-m", "pytest_ckptcompat", "show", "--json"]
+    proc = subprocess.run(
+        show + [str(p) for _, p, _ in files], capture_output=True, text=True, timeout=300
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    records = {Path(r["path"]).name: r for r in json.loads(proc.stdout)["files"]}
+    quiet = [
+        case.id
+        for case, path, _ in files
+        if records[path.name]["error"] is None
+        and not records[path.name]["threats"]
+        and not any(g["dangerous"] for g in records[path.name]["globals"])
+    ]
+    assert quiet == []
+    assert any(records[path.name]["threats"] for _, path, _ in files)
+
+
 @pytest.mark.slow
 def test_every_advisory_file_is_flagged_under_torch_2_5(advisories, old_python):
     """torch 2.5.1 hands TorchScript to torch.jit.load and writes into tensors: still flagged."""

@@ -140,7 +140,9 @@ class Auditor:
         site.calls += 1
         if self.current_test and self.current_test not in site.tests:
             site.tests.append(self.current_test)
-        if decided != "True" and site.loadable is None:
+        if decided != "True" and site.loadable is not False:
+            # Every file it loads, until one would fail: a site judged on its first
+            # (plain) file only was told to pass weights_only=True.
             self._judge(site, f)
         return site
 
@@ -151,7 +153,7 @@ class Auditor:
         from .scan.rules import TorchRules
         from .scan.scanner import scan_bytes, scan_file
 
-        rules = TorchRules.from_installed()
+        rules = TorchRules.from_installed()  # fresh: the project may register globals meanwhile
         if isinstance(f, (str, os.PathLike)):
             scan = scan_file(f, rules)
         else:

@@ -63,7 +63,9 @@ class RunState:
                 continue
             have["calls"] += site["calls"]
             have["tests"] = sorted(set(have["tests"]) | set(site["tests"]))
-            if have["loadable"] is None:
+            # The worse judgement wins, as within one process: a file that would fail
+            # under weights_only=True on any worker makes the site at risk.
+            if have["loadable"] is None or (have["loadable"] and site["loadable"] is False):
                 have["loadable"], have["blocked"], have["fix"] = (
                     site["loadable"],
                     site["blocked"],

@@ -113,3 +113,51 @@ def test_torch_warnings_keep_the_callers_attribution(tmp_path, old_python):
     assert plain.returncode == 0, plain.stdout[-3000:]  # the project's filter works without us
     proc, _ = _run(old_python, root, "-q")
     assert proc.returncode == 0, proc.stdout[-3000:]  # and with the audit on
+
+
+def test_a_site_is_judged_on_every_file_it_loads_until_one_would_fail(tmp_path):
+    # A weights_only=False site that first loads a plain file, then one holding a
+    # Namespace: judged on the first file only, it was told "pass weights_only=True".
+    root = tmp_path / "proj"
+    (root / "lib2").mkdir(parents=True)
+    (root / "lib2" / "__init__.py").write_text("")
+    (root / "lib2" / "io.py").write_text(
+        "import torch\n\n\ndef load_trusting(path):\n"
+        "    return torch.load(path, weights_only=False)\n"
+    )
+    (root / "test_two.py").write_text(
+        "import argparse\nimport torch\nfrom lib2.io import load_trusting\n\n\n"
+        "def test_loads(tmp_path):\n"
+        "    torch.save({'w': torch.ones(2)}, tmp_path / 'plain.pt')\n"
+        "    torch.save({'args': argparse.Namespace(lr=0.1)}, tmp_path / 'args.pt')\n"
+        "    load_trusting(tmp_path / 'plain.pt')\n"
+        "    load_trusting(tmp_path / 'args.pt')\n"
+    )
+    (root / "pytest.ini").write_text("[pytest]\n")
+    proc, report = _run(sys.executable, root, "-W", "ignore")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    (site,) = report["load_sites"]
+    assert site["calls"] == 2
+    assert site["loadable"] is False
+    assert site["blocked"] == ["argparse.Namespace"]
+
+
+def test_workers_judgements_of_one_site_merge_to_the_worse():
+    from pytest_ckptcompat.runstate import RunState
+
+    def site(loadable, blocked):
+        return {
+            "site": "lib/io.py:3", "project_site": "", "weights_only": "False, passed explicitly",
+            "calls": 1, "tests": ["t.py::a"], "loadable": loadable, "blocked": blocked,
+            "fix": "allowlist it" if blocked else "", "error": "",
+        }  # fmt: skip
+
+    for order in ([site(True, []), site(False, ["argparse.Namespace"])],
+                  [site(False, ["argparse.Namespace"]), site(True, [])]):  # fmt: skip
+        state = RunState(run_id="x")
+        for one in order:
+            state.add_load_sites([one])
+        (merged,) = state.load_sites.values()
+        assert (merged["loadable"], merged["blocked"], merged["calls"]) == (
+            False, ["argparse.Namespace"], 2,
+        )  # fmt: skip

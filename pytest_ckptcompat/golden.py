@@ -21,7 +21,9 @@ of that golden removes them). The pair is kept consistent too:
 A run killed after 2 leaves a new checkpoint with the old metadata, and the
 pending file says what it is: the reader accepts a checkpoint whose sha256
 is that of the metadata or of the pending metadata, nothing else. A golden
-without metadata (a first write killed before 3) is ignored. Writers of one
+without metadata (a first write killed before 3) is ignored. The next write
+of the golden settles a pending file before it writes its own: committed if
+the checkpoint is the one it describes, removed if not. Writers of one
 artifact folder take an exclusive lock on it (`flock` of the folder, where the
 platform has it), readers a shared one, so concurrent runs (xdist workers,
 two pytest processes) never interleave their steps.
@@ -210,14 +212,10 @@ class GoldenStore:
             for name in (path.name, path.with_suffix(".json").name, pending.name):
                 for stray in path.parent.glob(f".{glob_escape(name)}.*.tmp"):
                     stray.unlink(missing_ok=True)
+            _finish_killed_write(pending, path.with_suffix(".json"))
             atomic_write(pending, text.encode())
             atomic_write(path, data)
-            os.replace(pending, path.with_suffix(".json"))
-            # This writer's golden in the other format (the test changed `format=`) is
-            # replaced, not left beside the new one: the metadata names one file.
-            for other in SUFFIXES.values():
-                if other != path.suffix:
-                    path.with_suffix(other).unlink(missing_ok=True)
+            _commit(pending, path)
             if folder_fd is not None:
                 with contextlib.suppress(OSError):
                     os.fsync(folder_fd)  # the renames themselves survive a crash
@@ -238,6 +236,43 @@ class GoldenStore:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         return deleted
+
+
+def _commit(pending: Path, path: Path) -> None:
+    """Step 3: the pending metadata becomes the golden's; `path` is its checkpoint."""
+    os.replace(pending, path.with_suffix(".json"))
+    # This writer's golden in the other format (the test changed `format=`) is
+    # replaced, not left beside the new one: the metadata names one file.
+    for other in SUFFIXES.values():
+        if other != path.suffix:
+            path.with_suffix(other).unlink(missing_ok=True)
+
+
+def _finish_killed_write(pending: Path, meta_path: Path) -> None:
+    """Settle what a killed writer left, before this write replaces its pending metadata.
+
+    A pending file that matches the checkpoint is a write killed between steps
+    2 and 3: it is the only record of that checkpoint, so it is committed now
+    (the next write could be killed after its own step 1 and overwrite it,
+    leaving a checkpoint no metadata vouches for). Any other pending file is a
+    write killed before step 2, and the committed pair is still whole.
+    """
+    try:
+        meta = _read_meta(pending)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        pending.unlink(missing_ok=True)
+        return
+    checkpoint = meta_path.with_suffix(SUFFIXES[_format(meta)])
+    try:
+        matches = sha256(checkpoint.read_bytes()) == meta.get("sha256")
+    except OSError:
+        matches = False
+    if matches:
+        _commit(pending, checkpoint)
+    else:
+        pending.unlink(missing_ok=True)
 
 
 def _format(meta: dict[str, Any]) -> str:

@@ -315,3 +315,63 @@ def test_b():
     again = pytester.runpytest_subprocess("-n", "1", "--ckpt-compat", "--ckpt-compat-prune")
     assert sorted(p.name for p in (pytester.path / "ckpt_goldens" / "a").glob("*.pt")) == golden
     again.stdout.fnmatch_lines(["*--ckpt-compat-prune deleted nothing*"])
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL inside this process: nothing after it runs."""
+
+
+def _write_killed_after_pending(monkeypatch, root: Path, data: bytes) -> None:
+    """A `GoldenStore.write` that dies right after its step 1 (pending metadata written)."""
+    from pytest_ckptcompat import golden as golden_module
+
+    real = golden_module.atomic_write
+
+    def dies_after_pending(path, payload):
+        real(path, payload)
+        if path.name.endswith(".pending"):
+            raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(golden_module, "atomic_write", dies_after_pending)
+        with pytest.raises(_Killed):
+            GoldenStore(root).write("big", data, {"writer": {"tag": TAG}})
+
+
+TAG = "torch0.0.0-numpy0.0.0-py3.11"
+
+
+def test_writer_killed_after_pending_metadata_of_the_write_after_a_killed_one(
+    tmp_path, monkeypatch
+):
+    """Two kills in a row: between steps 2 and 3, then the next write after its step 1.
+
+    The first kill leaves a checkpoint only its pending metadata vouches for;
+    the second write must settle that before its own pending metadata
+    replaces it (seen in CI: the random-kill test found a golden no metadata
+    vouched for).
+    """
+    proc = _start(tmp_path, pause=True)
+    assert _line(proc) == "checkpoint replaced, metadata not committed"
+    _kill(proc)
+    (first,) = _check_store(tmp_path)
+    _write_killed_after_pending(monkeypatch, tmp_path, bytes([0xA0]) * SIZE)
+    assert _check_store(tmp_path) == [first]
+    meta = json.loads((tmp_path / "big" / f"{TAG}.json").read_text())
+    # Committed by the second writer before it wrote its own pending metadata.
+    assert meta["sha256"] == first
+    assert meta["round"] == 1
+
+
+def test_a_pending_metadata_whose_checkpoint_never_landed_is_not_committed(tmp_path, monkeypatch):
+    """Settling a killed write commits only a pending file that matches the checkpoint."""
+    store = GoldenStore(tmp_path)
+    store.write("big", b"one", {"writer": {"tag": TAG}})
+    pending = tmp_path / "big" / f".{TAG}.json.pending"
+    # A write killed after its step 1: its pending file describes bytes never written.
+    pending.write_text(json.dumps({"sha256": "0" * 64, "writer": {"tag": TAG}}))
+    _write_killed_after_pending(monkeypatch, tmp_path, b"two")
+    assert [g.read_verified() for g in store.goldens("big")] == [b"one"]
+    store.write("big", b"three", {"writer": {"tag": TAG}})
+    assert not pending.exists()
+    assert [g.read_verified() for g in store.goldens("big")] == [b"three"]

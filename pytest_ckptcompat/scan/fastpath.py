@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import mmap
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Final
 
@@ -124,9 +125,16 @@ def _counted(opcodes: bytes, width: int) -> bytes:
     return b"[" + re.escape(opcodes) + b"](?:" + b"|".join(branches) + b")"
 
 
-@lru_cache(maxsize=4)
-def _token_run(supported: frozenset[int], records: bool = True) -> re.Pattern[bytes]:
+@lru_cache(maxsize=8)
+def _token_run(
+    supported: frozenset[int], records: bool = True, storage_get: bytes = b""
+) -> re.Pattern[bytes]:
     """A possessive run of the opcodes `supported` that need no Python (all but GLOBAL/NEWOBJ).
+
+    It stops before every storage persistent id (a MARK followed by "storage",
+    as a string or as `storage_get`, the memo GET of it), which Python reads
+    (`_STORAGE_ID`), and at every BINPERSID it did not read: the storages and
+    the tensors on them are what `scan.storages` checks against the archive.
 
     Every alternative is one opcode with its argument, or a fixed sequence
     of them, all in `supported`: an opcode's first byte fixes its length, so
@@ -147,18 +155,11 @@ def _token_run(supported: frozenset[int], records: bool = True) -> re.Pattern[by
     # iteration instead of 15-25). Each is only a sequence of the single-opcode
     # alternatives below, so it consumes nothing they would not; together they
     # take a third off a pickle of tensors and numpy scalars (benchmarks/).
-    # torch.save's record of a tensor: `_rebuild_tensor_v2`'s arguments, the
-    # storage's persistent id among them, once its globals and strings are memoized.
     if records and ops(_TENSOR_RECORD_OPS) == _TENSOR_RECORD_OPS:
-        get, put, num = rb"(?:h.|j....)", rb"(?:r....|q.)", rb"(?:K.|M..|J....)"
-        shape = (
-            b"(?:" + num + rb"\x85" + put + b"|" + num + num + rb"\x86" + put + rb"|\)|"
-            + num + num + num + rb"\x87" + put + rb"|\(" + num + rb"++t" + put + b"|" + get + b")"
-        )  # fmt: skip
-        alternatives.append(
-            rb"\(\(" + get + get + _counted(b"X", 4) + put + get + num + b"t" + put + b"Q"
-            + num + shape + shape + rb"[\x88\x89]" + get + rb"\)R" + put + b"t" + put + b"R" + put
-        )  # fmt: skip
+        get, put = rb"(?:h.|j....)", rb"(?:r....|q.)"
+        # The end of torch.save's record of a tensor, after its geometry (read
+        # with its storage id, `_STORAGE_ID`): `requires_grad`, the hooks, REDUCEs.
+        alternatives.append(rb"[\x88\x89]" + get + rb"\)R" + put + b"t" + put + b"R" + put)
         # A dict item whose value is a numpy scalar (a metric: {"loss": np.float64}),
         # once the key, the globals and "latin1" are memoized: the key, then
         # scalar(dtype, _codecs.encode(text, "latin1")). (An optional key, or a
@@ -167,12 +168,12 @@ def _token_run(supported: frozenset[int], records: bool = True) -> re.Pattern[by
             get + get + get + get + _counted(b"X", 4) + put + get + rb"\x86" + put + b"R"
             + put + rb"\x86" + put + b"R" + put
         )  # fmt: skip
-    # BINPERSID only right after the TUPLE that builds its id (and that
-    # tuple's PUT), as torch.save writes every storage reference: a persistent
-    # id of any other type is left to the exact machine, which reports it.
-    # Tried first, so that `tr....` is not taken by the PUT pair below.
-    if ops(b"Q") and ops(b"t"):
-        alternatives.append(b"t(?:q.|r....)?Q")
+    # A MARK, unless a storage id starts there (Python reads those).
+    if ops(b"("):
+        marks = [rb"X\x07\x00\x00\x00storage", rb"\x8c\x07storage"]
+        if storage_get:
+            marks.append(re.escape(storage_get))
+        alternatives.append(rb"\((?!" + b"|".join(marks) + b")")
     # Ordered by frequency in torch.save output (protocol 2, > 256 memo
     # entries): an object then its LONG_BINPUT (REDUCE, TUPLEs, EMPTY_DICT/LIST),
     # the other zero-argument opcodes, LONG_BINPUT then BINGET, BINGET pairs,
@@ -180,7 +181,7 @@ def _token_run(supported: frozenset[int], records: bool = True) -> re.Pattern[by
     makers = ops(b"Rt\x85\x86\x87}]")
     if makers and ops(b"r"):
         alternatives.append(cls(makers) + b"r....")
-    zero = ops(b"()\x85\x86\x87NRbause\x88]}\x8ft")
+    zero = ops(b")\x85\x86\x87NRbause\x88]}\x8ft")
     if zero:
         alternatives.append(cls(zero))
     # NEWFALSE, except where NEWTRUE TUPLE3 follow: `(code, False, True)` are
@@ -205,6 +206,83 @@ def _token_run(supported: frozenset[int], records: bool = True) -> re.Pattern[by
         alternatives.append(_counted(ops(b"U\x8a"), 1))
     # DOTALL: `.` is any byte, and ~20% faster than `[\s\S]`.
     return re.compile(b"(?:" + b"|".join(alternatives) + b")*+", re.DOTALL)
+
+
+# --- storage ids and the tensors on them -------------------------------------------------
+
+# torch.save's storage id, `('storage', type, key, location, numel)` then BINPERSID,
+# as CPython's pickler writes it (protocol 2: strings are BINUNICODE, PUTs are
+# BINPUT/LONG_BINPUT), and the geometry that follows it in a tensor's record:
+# offset, shape, stride. Groups: the PUT of a "storage" string; the storage type
+# (a GLOBAL, its PUT, or a GET); the key (a string, its PUT, or a GET); numel;
+# offset, shape and stride. Anything else is left to the exact machine.
+_ID_OPS: Final = frozenset(b"(XqrhjcKMJ\x8atQ)\x85\x86\x87")
+_P: Final = rb"(?:q.|r....)?"
+_INT: Final = (
+    rb"(?:K.|M..|J....|\x8a(?:\x01.|\x02..|\x03...|\x04....|\x05.{5}|\x06.{6}|\x07.{7}|\x08.{8}))"
+)
+# A tuple of ints: its opcodes (in a group, without its PUT) and its PUT.
+_SHAPE: Final = (
+    rb"(\)|" + _INT + rb"\x85|" + _INT * 2 + rb"\x86|" + _INT * 3 + rb"\x87"
+    + rb"|\((?:" + _INT + rb")*+t)" + _P
+)  # fmt: skip
+
+
+@lru_cache(maxsize=8)
+def _walk(supported: frozenset[int], storage_get: bytes) -> Callable[..., re.Match[bytes] | None]:
+    """`_token_run`, then a storage id and its tensor's geometry if the run stopped at one.
+
+    One match per tensor: the storage id's groups say what it read (see
+    `_storage_id`). Without every opcode of a storage id in `supported`, the
+    run alone: the MARK of a storage id then stops the walk.
+    """
+    run = _token_run(supported, storage_get=storage_get)
+    if not supported >= _ID_OPS:
+        return run.match
+    return re.compile(run.pattern + b"(?:" + _storage_id(storage_get) + b")?", re.DOTALL).match
+
+
+def _storage_id(storage_get: bytes) -> bytes:
+    string = _counted(b"X", 4)
+    get = re.escape(storage_get) if storage_get else rb"(?!)"
+    return (
+        rb"\((?:X\x07\x00\x00\x00storage(q.|r....)?|" + get + b")"
+        rb"(?:c([^\n]{1,256})\n([^\n]{1,256})\n(q.|r....)?|(h.|j....))"
+        rb"(?:(" + string + rb")(q.|r....)?|(h.|j....))"
+        rb"(?:" + string + _P + rb"|h.|j....)"
+        rb"(" + _INT + rb")t" + _P + rb"Q"
+        rb"(?:(" + _INT + rb")" + _SHAPE + _SHAPE + rb")?"
+    )
+
+
+def _int(raw: bytes) -> int:
+    """The value of one of `_INT`'s opcodes."""
+    op = raw[0]
+    if op == 0x4B:  # BININT1
+        return raw[1]
+    if op == 0x8A:  # LONG1
+        return int.from_bytes(raw[2:], "little", signed=True)
+    return int.from_bytes(raw[1:], "little", signed=op == 0x4A)  # BININT2, BININT
+
+
+_INT_SIZE: Final = {0x4B: 2, 0x4D: 3, 0x4A: 5}  # BININT1, BININT2, BININT; LONG1: 2 + n
+
+
+def _ints(raw: bytes) -> tuple[int, ...]:
+    """The numbers of one of `_SHAPE`'s tuples (read in order: a payload can hold any byte)."""
+    out = []
+    pos, end = (1, len(raw) - 1) if raw[0] == 0x28 else (0, len(raw) - 1)  # MARK ... TUPLE
+    while pos < end:
+        size = _INT_SIZE.get(raw[pos]) or 2 + raw[pos + 1]
+        out.append(_int(raw[pos : pos + size]))
+        pos += size
+    return tuple(out)
+
+
+def _geometry(
+    offset: bytes, shape: bytes, stride: bytes
+) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    return _int(offset), _ints(shape), _ints(stride)
 
 
 def is_fast_name(name: str) -> bool:
@@ -242,7 +320,17 @@ def analyze_fast(
         facts.protocol = data[pos + 1]
         pos += 2
     unseen = track & supported  # consumed by the run only once recorded
-    run = _token_run(supported - unseen).match
+    storage_get = b""  # the GET of the "storage" string, once it is memoized
+    walk = _walk(supported - unseen, storage_get)
+    storages = facts.storages
+    tensors = facts.tensors
+    # A memo index (a PUT's or GET's argument: one byte BINPUT/BINGET, four LONG_*, as
+    # CPython pairs them) -> the storage type's name or key's text stored there.
+    memo: dict[bytes, str] = {}
+    numels: dict[bytes, int] = {}  # a numel's opcode -> its value (few distinct)
+    # (offset, shape, stride) as bytes -> as numbers: few distinct, however many tensors.
+    geometry: dict[tuple[bytes, bytes, bytes], tuple[int, tuple[int, ...], tuple[int, ...]]] = {}
+    ids = 0  # storage ids read
     globals_ = facts.globals
     dtype_codes: list[str] = []  # the code of each `(code, False, True)`, in order
     code_in_memo = False
@@ -250,32 +338,64 @@ def analyze_fast(
     dtype_args = {0x89, 0x88, 0x87} <= supported
     plain_states = True  # every dtype's BUILD state is the plain one CPython writes
     while True:
-        pos = run(data, pos).end()  # type: ignore[union-attr]  # a possessive * always matches
+        found = walk(data, pos)
+        pos = found.end()  # type: ignore[union-attr]  # a possessive * always matches
+        if found.lastindex is not None:  # type: ignore[union-attr]  # a storage id ended the run
+            (
+                storage_put, module, attr, type_put, type_get,
+                key_raw, key_put, key_get, numel, offset, shape, stride,
+            ) = found.groups()  # type: ignore[union-attr]  # fmt: skip
+            if module is not None:
+                at = found.start(2) - 1  # type: ignore[union-attr]
+                if (type_name := _add_global(globals_, module, attr, at)) is None:
+                    return None
+                if type_put is not None:
+                    memo[type_put[1:]] = type_name
+            elif (type_name := memo.get(type_get[1:])) is None:
+                return None
+            if key_raw is not None:
+                try:
+                    key = key_raw[5:].decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+                if key_put is not None:
+                    memo[key_put[1:]] = key
+            elif (key := memo.get(key_get[1:])) is None:
+                return None  # a key memoized outside a storage id ("0" is also a dict key)
+            if key not in storages:  # torch reads a key's first id only
+                if (count := numels.get(numel)) is None:
+                    count = numels[numel] = _int(numel)
+                storages[key] = (type_name, count)
+            ids += 1
+            if offset is None:
+                facts.unread_tensors += 1  # a storage that no strided tensor record follows
+            else:
+                where = (offset, shape, stride)
+                if (known := geometry.get(where)) is None:
+                    known = geometry[where] = _geometry(offset, shape, stride)
+                tensors.append((key, *known, None))
+            if storage_put is not None and not storage_get:
+                storage_get = (b"h" if storage_put[0] == 0x71 else b"j") + storage_put[1:]
+                walk = _walk(supported - unseen, storage_get)
+            continue
         if pos >= n:
             return None
         op = data[pos]
         if op in unseen:
             facts.opcodes[op] = pos
             unseen = unseen - {op}
-            run = _token_run(supported - unseen).match
+            walk = _walk(supported - unseen, storage_get)
         elif op == 0x63:  # GLOBAL
             end1 = data.find(b"\n", pos + 1)
             end2 = data.find(b"\n", end1 + 1) if end1 > 0 else -1
             if end2 < 0:
                 return None
-            try:
-                module = data[pos + 1 : end1].decode("utf-8")
-                attr = data[end1 + 1 : end2].decode("utf-8")
-            except UnicodeDecodeError:
+            name = _add_global(globals_, data[pos + 1 : end1], data[end1 + 1 : end2], pos)
+            if name is None:
                 return None
-            name = f"{module}.{attr}"
-            if not is_fast_name(name):
-                return None
-            ref = globals_.get(name)
-            if ref is None:
-                ref = globals_[name] = GlobalRef(name, module, attr, first_offset=pos)
-            ref.opcodes.add("GLOBAL")
-            ref.count += 1
+            put = _PUT_AFTER.match(data, end2 + 1)
+            if put is not None:  # a storage type's GLOBAL outside a storage id
+                memo[put.group()[1:]] = name
             pos = end2 + 1
         elif op == 0x89 and dtype_args and data[pos + 1 : pos + 3] == b"\x88\x87":
             # NEWFALSE NEWTRUE TUPLE3 closing `(code, False, True)`. A code taken
@@ -300,6 +420,13 @@ def analyze_fast(
             break
         else:
             return None
+    if ids:
+        facts.persistent_ids["storage"] += ids
+    if "torch._utils._rebuild_tensor_v3" in globals_:
+        # Its tensors count their untyped storage in bytes of a dtype given after the
+        # geometry: the exact machine reads those (no torch.save writes them today).
+        facts.unread_tensors += len(tensors)
+        tensors.clear()
     if "numpy.dtype" in globals_:
         # The dtype classes BUILD will check, read from the codes CPython writes.
         if code_in_memo or not dtype_codes or not plain_states:
@@ -312,6 +439,29 @@ def analyze_fast(
     if any(name in globals_ for name in _RECONSTRUCT):
         facts.builds["numpy.ndarray"] += 1
     return facts
+
+
+_PUT_AFTER: Final = re.compile(rb"q.|r....", re.DOTALL)
+
+
+def _add_global(
+    globals_: dict[str, GlobalRef], module_raw: bytes, attr_raw: bytes, pos: int
+) -> str | None:
+    """Count a GLOBAL at `pos` in `globals_`; its name, or None when the fast path stops."""
+    try:
+        module = module_raw.decode("utf-8")
+        attr = attr_raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    name = f"{module}.{attr}"
+    if not is_fast_name(name):
+        return None
+    ref = globals_.get(name)
+    if ref is None:
+        ref = globals_[name] = GlobalRef(name, module, attr, first_offset=pos)
+    ref.opcodes.add("GLOBAL")
+    ref.count += 1
+    return name
 
 
 def _dtype_code(data: bytes | mmap.mmap, start: int, at: int) -> str | None:

@@ -26,8 +26,10 @@ from typing import Final
 from ..errors import PickleFormatError, UnreadableCheckpointError
 from .container import Checkpoint, PickleBlob, checkpoint_from_bytes, open_checkpoint
 from .danger import is_dangerous_global, why_dangerous
+from .machine import STRIDED_REBUILDERS
 from .names import DYNAMIC_GLOBAL
 from .safetensors import Header
+from .storages import extent_problems, record_problems
 from .structure import (
     BigInt,
     Blob,
@@ -155,9 +157,7 @@ def inventory_of(ckpt: Checkpoint) -> Inventory:
     if main_tree is not None and ckpt.format in _TREE_FORMATS:
         inv.root = main_tree.root
         inv.storages = main_tree.storages
-        if ckpt.format == "torch-zip":
-            inv.problems += _storage_records(ckpt, main_tree)
-        inv.problems += _tensor_extents(main_tree.tensors)
+        inv.problems += _record_problems(ckpt, main_tree)
     elif ckpt.format != "safetensors" and main_tree is None:
         inv.notes.append("no pickle that torch.load reads: nothing to show but the globals")
     return inv
@@ -210,61 +210,22 @@ def _appended(blob: PickleBlob, end: int) -> PickleBlob:
     return PickleBlob(f"{base} (appended at byte {end})", blob.data, start=end, optional=True)
 
 
-def _storage_records(ckpt: Checkpoint, tree: Tree) -> list[str]:
-    """Storages whose `data/<key>` record is missing or too short (torch.load would fail)."""
-    archive, layout = ckpt.archive, ckpt.layout
-    if archive is None or layout is None or layout.main is None or not tree.storages:
-        return []
-    prefix = layout.prefix + b"/data/"
-    # One pass over the directory (a lookup per storage would be quadratic).
-    sizes: dict[bytes, int] = {}
-    for entry in archive.entries:
-        if entry.raw[: len(prefix)].lower() == prefix.lower():
-            sizes.setdefault(entry.raw[len(prefix) :].lower(), entry.size)
-    problems = []
-    for key, storage in tree.storages.items():
-        size = sizes.get(key.encode("utf-8", "replace").lower())
-        shown = f"{layout.prefix.decode('utf-8', 'replace')}/data/{key}"
-        if size is None:
-            problems.append(f"storage {key}: no {shown} record in the archive (torch.load fails)")
-        elif storage.nbytes is not None and size < storage.nbytes:
-            problems.append(
-                f"storage {key}: {shown} holds {size:,} bytes, the pickle declares "
-                f"{storage.nbytes:,} (torch.load fails)"
-            )
-    return problems
-
-
-def _tensor_extents(tensors: list[Tensor]) -> list[str]:
-    """Tensors that reach past the end of their storage (torch refuses to rebuild them)."""
-    problems = []
-    for t in tensors:
-        if t.storage is None:
-            continue
-        need = tensor_extent(t)
-        if need is not None and need > t.storage.numel:
-            problems.append(
-                f"a {t.dtype} tensor of shape {list(t.shape or ())} at offset {t.offset} needs "
-                f"{need:,} elements of storage {t.storage.key}, which holds {t.storage.numel:,} "
-                "(torch.load fails)"
-            )
-    return problems
-
-
-def tensor_extent(t: Tensor) -> int | None:
-    """How many elements of its storage a tensor reaches (offset + its last element + 1)."""
-    if t.shape is None or t.stride is None or t.offset is None or len(t.shape) != len(t.stride):
-        return None
-    if any(d == 0 for d in t.shape):
-        return 0
-    storage = t.storage
-    if storage is not None and storage.type_name.endswith("UntypedStorage"):
-        size = t.itemsize  # an untyped storage counts bytes
-        if size is None:
-            return None
-        last = t.offset + sum((d - 1) * s for d, s in zip(t.shape, t.stride, strict=True))
-        return (last + 1) * size
-    return t.offset + sum((d - 1) * s for d, s in zip(t.shape, t.stride, strict=True)) + 1
+def _record_problems(ckpt: Checkpoint, tree: Tree) -> list[str]:
+    """What torch.load would find wrong with the tensors' records (`scan.storages`' rules)."""
+    storages = {key: (s.type_name, s.numel) for key, s in tree.storages.items()}
+    tensors = [
+        (t.storage.key, t.offset, t.shape, t.stride, t.dtype if t.rebuild.endswith("_v3") else None)
+        for t in tree.tensors
+        if t.storage is not None
+        and f"torch._utils.{t.rebuild}" in STRIDED_REBUILDERS
+        and t.offset is not None
+        and t.shape is not None
+        and t.stride is not None
+    ]
+    found = extent_problems(storages, tensors)
+    if ckpt.archive is not None and ckpt.layout is not None:
+        found = record_problems(ckpt.archive, ckpt.layout.prefix, storages) + found
+    return [p.message for p in found]
 
 
 # --- the tree as rows -------------------------------------------------------------------

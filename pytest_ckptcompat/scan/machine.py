@@ -28,7 +28,7 @@ import mmap
 import pickletools
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeGuard
 
 from ..errors import PickleFormatError
 from .names import DYNAMIC_GLOBAL, is_numpy_dtype_class, numpy_spellings
@@ -90,6 +90,16 @@ class Instance:
 
     def __repr__(self) -> str:
         return f"Instance({self.type_name})"
+
+
+class StorageRef(Instance):
+    """A storage a persistent id loads: `key` names its `data/<key>` record (None: unread)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__("torch.storage.UntypedStorage")
+        self.key = key
 
 
 class _Tag:
@@ -176,6 +186,13 @@ class GlobalRef:
     first_offset: int = 0
 
 
+#: A tensor's place in its storage, as its rebuild function's arguments say:
+#: (its storage's key, offset, shape, stride, and for `_rebuild_tensor_v3`, whose
+#: storage is untyped, the `torch.<dtype>` global it names, else None). A plain
+#: tuple: the fast path makes 100,000 of them.
+TensorRef = tuple[str, int, tuple[int, ...], tuple[int, ...], str | None]
+
+
 @dataclass
 class PickleFacts:
     """Everything a pickle would do that matters to a restricted unpickler."""
@@ -189,6 +206,16 @@ class PickleFacts:
     appends: Counter[str] = field(default_factory=Counter)
     setitems: Counter[str] = field(default_factory=Counter)
     persistent_ids: Counter[str] = field(default_factory=Counter)
+    # The storages torch would read, by key: (storage type, numel) of the first
+    # persistent id naming each, as torch caches the first (`scan.storages` checks
+    # them against the archive's records). Persistent ids starting with "storage"
+    # whose type, key or numel the walk could not read are counted in `unread_storages`.
+    storages: dict[str, tuple[str, int]] = field(default_factory=dict)
+    unread_storages: int = 0
+    # Each tensor torch.save's rebuild functions make from a storage:
+    # (storage key, offset, shape, stride, dtype of a `_rebuild_tensor_v3`, else None).
+    tensors: list[TensorRef] = field(default_factory=list)
+    unread_tensors: int = 0
     ext_codes: set[int] = field(default_factory=set)
     # FRAMEs that declare more bytes than the pickle has: pickle's C reader
     # stops there, its pure-Python reader reads on (and so does this walk).
@@ -364,6 +391,8 @@ def analyze(
     def call(opname: str, func: object, args: object) -> Instance:
         if isinstance(func, Global):
             calls[(opname, func.name)] += 1
+            if opname == "REDUCE":
+                note_tensor(facts, func.name, args)
             made = types.reduce_result(func.name, args) if opname == "REDUCE" else func.name
         else:
             calls[(opname, None)] += 1
@@ -477,17 +506,23 @@ def analyze(
         elif op == NONE:
             stack.append(None)
         elif op == BINPERSID:
-            facts.persistent_ids[_pid_kind(pop())] += 1
-            stack.append(Instance("torch.storage.UntypedStorage"))
+            pid = pop()
+            facts.persistent_ids[_pid_kind(pid)] += 1
+            stack.append(StorageRef(note_storage(facts, pid)))
         elif op == PERSID:
             raw = line()
             pos += len(raw) + 1
             facts.persistent_ids["<text persistent id>"] += 1
             stack.append(Instance(None))
-        elif op == BININT or op == BININT2 or op == BINFLOAT:
-            width = 4 if op == BININT else 2 if op == BININT2 else 8
+        elif op == BININT or op == BININT2:
+            width = 4 if op == BININT else 2
             need(width)
+            # The value is kept: a storage's numel is one (`storages`).
+            stack.append(int.from_bytes(data[pos : pos + width], "little", signed=op == BININT))
             pos += width
+        elif op == BINFLOAT:
+            need(8)
+            pos += 8
             stack.append(T_NUMBER)
         elif op == LONG1 or op == LONG4:
             width = 1 if op == LONG1 else 4
@@ -495,8 +530,12 @@ def analyze(
             size = int.from_bytes(data[pos : pos + width], "little")
             pos += width
             need(size)
+            # numels past 2**31 are LONG1s; a longer number is no numel torch reads.
+            number = data[pos : pos + size] if size <= 8 else None
             pos += size
-            stack.append(T_NUMBER)
+            stack.append(
+                T_NUMBER if number is None else int.from_bytes(number, "little", signed=True)
+            )
         elif op == SETITEMS or op == SETITEM:
             if op == SETITEMS:
                 items = pop_mark()
@@ -690,6 +729,62 @@ def hides_objects(type_name: str, state: object, *, object_fields: bool = True) 
     # A dtype class the scan could not name (its code is not a literal numpy
     # reads here) counts as not holding objects itself: such a code fails to load.
     return object_fields and any(part is not None for part in state[2:5])
+
+
+def note_storage(facts: PickleFacts, pid: object) -> str | None:
+    """Record a storage persistent id, `('storage', type, key, location, numel)`, in `facts`.
+
+    Returns its key (None when it is no storage id or could not be read).
+    """
+    if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
+        return None
+    if len(pid) == 5:
+        kind, key, numel = pid[1], pid[2], pid[4]
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)  # torch reads `f"data/{key}"`
+        if (
+            isinstance(kind, Global)
+            and isinstance(key, str)
+            and isinstance(numel, int)
+            and not isinstance(numel, bool)
+        ):
+            facts.storages.setdefault(key, (kind.name, numel))
+            return key
+    facts.unread_storages += 1
+    return None
+
+
+#: The rebuild functions whose first four arguments are (storage, offset, shape, stride),
+#: which torch hands to `tensor.set_`.
+STRIDED_REBUILDERS: Final = frozenset(
+    f"torch._utils.{n}"
+    for n in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_qtensor")
+)
+
+
+def note_tensor(facts: PickleFacts, func: str, args: object) -> None:
+    """Record the geometry of a tensor `func(*args)` makes from a storage (see `TensorRef`)."""
+    if func not in STRIDED_REBUILDERS:
+        return
+    if isinstance(args, tuple) and len(args) >= 4 and isinstance(args[0], StorageRef):
+        key, offset, shape, stride = args[0].key, args[1], _ints(args[2]), _ints(args[3])
+        dtype = None
+        if func.endswith("_v3") and len(args) >= 7 and isinstance(args[6], Global):
+            dtype = args[6].name
+        if key is not None and _is_int(offset) and shape is not None and stride is not None:
+            facts.tensors.append((key, offset, shape, stride, dtype))
+            return
+    facts.unread_tensors += 1
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _ints(value: object) -> tuple[int, ...] | None:
+    if isinstance(value, tuple) and all(_is_int(v) for v in value):
+        return value
+    return None
 
 
 def _pid_kind(pid: object) -> str:

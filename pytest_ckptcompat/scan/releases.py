@@ -35,6 +35,9 @@ QUALNAME_KEYS: Final[Release] = (2, 7)
 BYTEORDER_CHECKED: Final[Release] = (2, 1)
 #: The only release whose unpickler appends to an allowlisted list subclass.
 LIST_SUBCLASS_APPENDS: Final[Release] = (2, 14)
+#: A storage's `data/<key>` record must hold exactly its numel times its item size
+#: (`get_storage_from_record`; before, a short record was read past its end).
+RECORD_SIZE_CHECKED: Final[Release] = (2, 10)
 
 
 def py2_names(release: Release) -> Literal["never", "protocol-2", "every"]:

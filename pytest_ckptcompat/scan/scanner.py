@@ -17,6 +17,7 @@ from .machine import PickleFacts, TypeResolver, analyze
 from .names import DYNAMIC_GLOBAL
 from .rules import TorchRules
 from .safetensors import Header
+from .storages import RecordProblem, extent_problems, record_problems
 from .verdict import Obstacle, Requirement, Verdict
 
 
@@ -185,10 +186,11 @@ def scan_for(
     walker: Walker | None = None  # one reader: each pickle is walked once anyway
     if len(readers) > 1:
         walker = _Walks([r.supported_opcodes for r in readers], types)
+    records: dict[int, list[RecordProblem]] = {}  # the same for every reader: found once
     out = []
     for rules in readers:
         try:
-            out.append(_judge(ckpt, rules, allowlist, types, walker))
+            out.append(_judge(ckpt, rules, allowlist, types, walker, records))
         except UnreadableCheckpointError as exc:
             out.append(FileScan(shown, error=str(exc)))
         except CkptCompatError as exc:  # pragma: no cover - defensive: every error names the file
@@ -225,6 +227,7 @@ def _judge(
     allowlist: Allowlist,
     types: TypeResolver,
     walker: Walker | None = None,
+    records: dict[int, list[RecordProblem]] | None = None,
 ) -> FileScan:
     if walker is None:
 
@@ -289,6 +292,8 @@ def _judge(
             )
         elif counts:
             obstacles.extend(rules.judge(facts, allowlist.keys, allowlist.types, missing).obstacles)
+            if blob.main and ckpt.format == "torch-zip":
+                _judge_records(ckpt, facts, rules, obstacles, notes, records)
         if malformed is None and blob.facts is None and facts.end < len(blob.data):
             queue.append(_appended(blob, facts.end))
     if torchscript:  # the archive's own TorchScript helpers, resolved by torch.jit.load
@@ -309,6 +314,35 @@ def _judge(
         more = tuple(Obstacle("unreadable", e) for e in errors)
         verdict = Verdict(verdict.requirements, verdict.obstacles + more)
     return FileScan(ckpt.path, ckpt.format, verdict, members, notes=notes)
+
+
+def _judge_records(
+    ckpt: Checkpoint,
+    facts: PickleFacts,
+    rules: TorchRules,
+    obstacles: list[Obstacle],
+    notes: list[str],
+    cache: dict[int, list[RecordProblem]] | None,
+) -> None:
+    """The storage records and tensor geometry of the main pickle, judged for `rules`' torch."""
+    if ckpt.archive is None or ckpt.layout is None:
+        return
+    cache = {} if cache is None else cache
+    if id(facts) not in cache:
+        cache[id(facts)] = record_problems(
+            ckpt.archive, ckpt.layout.prefix, facts.storages
+        ) + extent_problems(facts.storages, facts.tensors)
+    for problem in cache[id(facts)]:
+        if rules.release >= problem.since:
+            obstacles.append(Obstacle("records", problem.message))
+        elif problem.before:
+            notes.append(problem.before)
+    unread = facts.unread_storages + facts.unread_tensors
+    if unread:
+        notes.append(
+            f"{unread:,} storage reference(s) or tensor(s) the scan could not read statically: "
+            "their records and shapes are not checked"
+        )
 
 
 _LOAD_TIME_CODE = (

@@ -285,6 +285,26 @@ class ZipArchive:
         self._sorted = order
         return order
 
+    def name_index(self) -> dict[bytes, int] | None:
+        """Every lowercased name -> its entry's position, built in C; None when names repeat.
+
+        For many lookups at once (a storage record per tensor): with names
+        that repeat, miniz's binary search decides which one, so ask `locate`.
+        """
+        names = self.names()
+        if names is not None:
+            lines = names.lower.split(b"\n")[1::2]  # "\n" + name + "\n" per entry
+        else:
+            lines = [_lower(e.raw) for e in self.entries]
+        index = dict(zip(lines, range(len(lines)), strict=True))
+        return index if len(index) == len(self.entries) else None
+
+    def column(self, field: str) -> Sequence[int]:
+        """One directory field (`size`, `method`, ...) of every entry, by position."""
+        if isinstance(self.entries, _Directory):
+            return self.entries.fields[field]
+        return [getattr(e, field) for e in self.entries]
+
     # --- member data --------------------------------------------------------------
 
     def data_span(self, entry: ZipEntry) -> tuple[int, int]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import warnings
 import zipfile
@@ -21,12 +20,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch_envs import OTHER_TORCHES, ROOT, nox_python, this_checkout_env
 
 from pytest_ckptcompat.scan import container, torch_table
 from pytest_ckptcompat.scan.scanner import scan_file
 from pytest_ckptcompat.scan.torch_reader import installed_rules
 
-ROOT = Path(__file__).parents[2]
 AGREEMENT = ROOT / "tests" / "agreement.py"
 
 # What the record holds -> whether torch reads it (measured on torch 2.4.1, 2.5.1,
@@ -158,50 +157,15 @@ def test_the_measurements_hold_here(archives):
     assert measured == {name: loads for name, (_, loads) in ARCHIVES.items()}
 
 
-def _main_checkout() -> Path | None:
-    """The main work tree of this repository (ROOT itself, unless ROOT is a `git worktree`)."""
-    try:
-        common = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return Path(common).parent
-
-
-def _nox_python(tag: str) -> Path:
-    """The python of the matrix cell environment `tag` (`nox -s <tag>` builds it), or skip."""
-    roots = dict.fromkeys(r for r in (ROOT, _main_checkout()) if r is not None)
-    for root in roots:
-        python = root / ".nox" / tag / "bin" / "python"
-        if python.exists():
-            return python
-    looked = ", ".join(str(r / ".nox" / tag) for r in roots)
-    pytest.skip(f"no {tag} environment (looked in {looked}); build it with `nox -s {tag}`")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "tag",
-    [
-        "torch2-4-1-numpy2-2-6-py3-11",
-        "torch2-5-1-numpy2-2-6-py3-11",
-        "torch2-15-0-numpy2-2-6-py3-11",
-    ],
-)
+@pytest.mark.parametrize("tag", OTHER_TORCHES)
 def test_scan_and_prediction_agree_with_another_torch(archives, tag):
     """That torch's real load = its own scan there = the table's prediction from here."""
-    python = _nox_python(tag)
-    # This checkout's code, whatever the environment has installed.
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [str(python), str(AGREEMENT), *map(str, archives.values())],
+        [str(nox_python(tag)), str(AGREEMENT), *map(str, archives.values())],
         capture_output=True,
         text=True,
-        env=env,
+        env=this_checkout_env(),  # this checkout's code, whatever that venv has installed
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

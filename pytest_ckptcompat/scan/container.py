@@ -347,7 +347,8 @@ def zip_layout(archive: ZipArchive) -> ZipLayout:
     Measured on torch 2.5.1 and 2.13 (tests/scan/test_ziparchive.py): the
     first entry names the folder and must be inside one; every entry must
     be inside that same folder; a `version` (or `.data/version`) record must
-    exist; the main pickle is `<folder>/data.pkl`, found case-insensitively.
+    exist and hold a file format version torch reads (`version_problem`); the
+    main pickle is `<folder>/data.pkl`, found case-insensitively.
     """
     first = archive.entries[0].raw if archive.entries else b""
     if b"/" not in first:
@@ -377,6 +378,7 @@ def zip_layout(archive: ZipArchive) -> ZipLayout:
             f"no {_text(prefix)}/data.pkl in the archive (torch reads only that name, in any "
             f"letter case; found {found or 'no pickle'})"
         )
+    # torch reads `.data/version` when there is one, and `version` only otherwise.
     version = archive.locate(prefix + b"/.data/version") or archive.locate(prefix + b"/version")
     if version is None:
         problems.append(f"no {_text(prefix)}/version record (torch refuses the archive)")
@@ -386,7 +388,83 @@ def zip_layout(archive: ZipArchive) -> ZipLayout:
                 f"{entry.name}: compression method {entry.method}; torch reads only stored "
                 "and deflated members"
             )
+    if version is not None and version.method in TORCH_METHODS:
+        try:
+            problem = version_problem(version.name, _deciding_bytes(archive, version))
+        except ZipError as exc:
+            # torch does not stop at a failed inflate: it parses whatever the buffer
+            # holds (measured, 200 loads each: torch 2.13 loaded it 43 times, 2.5.1 never).
+            problem = (
+                f"{exc}: torch parses whatever its failed inflate left in memory as the file "
+                "format version, so it refuses or loads the archive at random"
+            )
+        if problem:
+            problems.append(problem)
     return ZipLayout(prefix, main, tuple(problems))
+
+
+#: The file format versions torch's zip reader accepts (caffe2/serialize/versions.h:
+#: kMinSupportedFileFormatVersion, kMaxSupportedFileFormatVersion). 10 since February
+#: 2022, before torch 1.12, so every release of the rules table has the same bounds;
+#: measured on 2.4.1, 2.5.1, 2.13.0 and 2.15.0 (tests/scan/test_version_record.py).
+FILE_FORMAT_VERSIONS: Final = range(1, 11)
+# `std::stoull` skips C's white space (isspace in the C locale)...
+_C_SPACE: Final = b" \t\n\v\f\r"
+# ...then reads one optional sign and the decimal digits up to the first other byte.
+_STOULL: Final = re.compile(rb"([+-]?)([0-9]*)")
+_U64: Final = 1 << 64
+
+
+_VERSION_HEAD: Final = 1 << 16
+
+
+def _deciding_bytes(archive: ZipArchive, entry: ZipEntry) -> bytes:
+    """A version record's bytes, as far as they decide its number.
+
+    torch reads the whole record; its head decides unless it is all white space or
+    digits (a record of 1 GiB of zeros then `3` is 3), and only then is it all read.
+    """
+    if entry.size <= _VERSION_HEAD:
+        return archive.read(entry)
+    head = archive.head(entry, _VERSION_HEAD)
+    rest = head.lstrip(_C_SPACE)
+    number = _STOULL.match(rest)
+    if rest and number is not None and number.end() < len(rest):
+        return head
+    return archive.read(entry)
+
+
+def version_problem(name: str, content: bytes) -> str | None:
+    r"""Why torch refuses an archive whose version record `name` holds `content`, or None.
+
+    `PyTorchStreamReader` parses the record with `std::stoull` and keeps the
+    result as a signed 64-bit number: white space first, one optional sign,
+    the digits up to any other byte (`3\n` and `3abc` are 3; `abc`, an empty
+    record and a NUL first are no number); a `-` negates modulo 2**64 and more
+    than 64 bits is out of range. Only 1 to 10 is read (`FILE_FORMAT_VERSIONS`).
+    """
+    shown = repr(content[:24]) + ("..." if len(content) > 24 else "")
+    match = _STOULL.match(content.lstrip(_C_SPACE))
+    sign, digits = (match.group(1), match.group(2)) if match else (b"", b"")
+    if not digits:
+        return (
+            f"{name} holds {shown}, not a number: torch refuses the archive "
+            "(Couldn't parse the version)"
+        )
+    significant = digits.lstrip(b"0") or b"0"
+    if len(significant) > 20 or int(significant) >= _U64:  # never int() a million digits
+        return f"{name} holds {shown}, a number past 64 bits: torch refuses the archive (stoull)"
+    value = (-int(significant) if sign == b"-" else int(significant)) % _U64
+    if value >= _U64 >> 1:
+        value -= _U64  # torch keeps it signed: -1 is 2**64-1, refused as too old
+    if value in FILE_FORMAT_VERSIONS:
+        return None
+    lowest, highest = FILE_FORMAT_VERSIONS[0], FILE_FORMAT_VERSIONS[-1]
+    side = "newer" if value > highest else "older"
+    return (
+        f"{name} holds {shown}: file format version {value}, {side} than torch reads "
+        f"({lowest} to {highest}): torch refuses the archive"
+    )
 
 
 def _text(raw: bytes) -> str:

@@ -99,21 +99,38 @@ def select_torch(spec: str) -> Selection:
             raise TorchSpecError(f"--torch {spec!r} selects no release ({_known_line()})")
         return Selection(chosen, single=False)
     versions = [_one(item, spec) for item in items]
+    inexact = [v for v in versions if v not in known]
+    if len(items) > 1 and inexact:
+        # `ckptcompat.predict/1` has no place to say that a column is approximated.
+        raise TorchSpecError(
+            f"--torch {spec!r}: {inexact[0]} is not a release the rules table holds, and only "
+            f"a scan of it alone says whose rules stand for it: give --torch {inexact[0]} alone"
+        )
     ordered = tuple(sorted(dict.fromkeys(versions), key=version_key))
     return Selection(ordered, single=len(items) == 1)
 
 
 def _one(item: str, spec: str) -> str:
-    """The release one list item names: `2.6.0` itself, `2.6` its newest patch in the table."""
+    """The version one list item names.
+
+    `2.6.0` (or a build variant, `2.6.0+cpu`) itself, `2.6` its newest patch in
+    the table; any other version the table can stand for (`2.7.0.dev20250101`,
+    `2.6.0+mybuild`: `torch_table.resolve`) as written, judged by
+    `torch_table.rules_for` with the approximation said.
+    """
+    from packaging.version import InvalidVersion, Version  # here: only `--torch` needs it
+
     m = _VERSION.match(item)
-    if not m:
-        raise TorchSpecError(f"--torch {spec!r}: {item!r} is not a version ({_known_line()})")
-    wanted = m.group(1)
+    try:
+        Version(item.strip())
+    except InvalidVersion:
+        msg = f"--torch {spec!r}: {item!r} is not a version ({_known_line()})"
+        raise TorchSpecError(msg) from None
+    wanted = m.group(1) if m else ""
     known = torch_table.known_versions()
-    if wanted.count(".") == 2:
-        if wanted not in known:
-            raise torch_table.UnknownTorchVersionError(wanted, known)
-        return wanted
+    if not m or wanted.count(".") == 2 or "+" in item:
+        found = torch_table.resolve(item.strip().removeprefix("v"))
+        return found.release if found.exact else found.version
     prefix = tuple(int(p) for p in wanted.split("."))
     same = [v for v in known if version_key(v)[: len(prefix)] == prefix]
     if not same:
@@ -216,6 +233,12 @@ class Prediction:
             phrases.append(_phrase(key, where))
         danger = any(s.verdict is not None and s.verdict.dangerous for s in self.scans.values())
         tail = "; DANGEROUS (can run code)" if danger else ""
+        # Rules that only approximate a torch say so here too (their note is in each scan).
+        tail += "".join(
+            f"; torch {v}: not in the rules table, approximated"
+            for v, s in self.scans.items()
+            if not torch_table.holds(v) and s.verdict is not None
+        )
         numpy = f", numpy {self.numpy}" if self.numpy else ", no numpy"
         return f"{self.path}: {'; '.join(phrases)}{tail} (predicted{numpy})"
 
@@ -362,4 +385,16 @@ def _predict(
         allowlist = Allowlist.for_reader(allowlist, numpy)
     readers = readers_for(torch)
     scans = scan_for(shown, opener, readers, allowlist, TypeResolver(numpy))
+    for rules, scan in zip(readers, scans, strict=True):
+        say_provenance(scan, rules)
     return Prediction(shown, numpy.version, dict(zip(torch, scans, strict=True)))
+
+
+def say_provenance(scan: FileScan, rules: TorchRules) -> None:
+    """Add to `scan`'s notes where its rules come from, when they are not that torch's own.
+
+    A file torch.load never reads (safetensors) or could not read has no verdict to qualify.
+    """
+    qualified = scan.verdict is not None and scan.format != "safetensors"
+    if rules.provenance and qualified and rules.provenance not in scan.notes:
+        scan.notes.append(rules.provenance)

@@ -92,6 +92,11 @@ class TorchRules:
     newobj_default_allowed: bool | None = None
     #: APPEND(S) to an allowlisted list subclass works (else: plain lists only).
     list_subclass_appends: bool | None = None
+    #: Empty when these are this torch's own rules (the table's for its release, or read
+    #: from it); else the sentence every scan judged by them says: where they come from
+    #: and why they only approximate this torch (`torch_table.resolve`, `torch_reader`).
+    #: Not a rule: equal rules are equal whatever their provenance, and JSON leaves it out.
+    provenance: str = field(default="", compare=False)
 
     @property
     def release(self) -> releases.Release:

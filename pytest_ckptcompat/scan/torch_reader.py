@@ -3,11 +3,14 @@
 `installed_rules()` reads the installed torch's version from its package
 metadata (`dists`), and takes its rules from the offline table
 (`torch_table`): `import torch` costs seconds, a scan of a small file
-milliseconds. A build the table does not know (a nightly, a local build) is
-imported once, its rules read with `TorchRules.from_installed()` and cached
-(`rules_cache_dir()`), keyed on its version, where it is installed and its
-unpickler's source file (size and modification time), so a rebuilt torch in
-the same place is read again.
+milliseconds. A build the table does not hold exactly (`torch_table.holds`:
+a nightly, a pre-release, a source or other local build such as
+`2.6.0+mybuild`, a release newer than the table; a build variant such as
+`+cu124` is the release) is imported once, its rules read with
+`TorchRules.from_installed()` and cached (`rules_cache_dir()`), keyed on its
+version, where it is installed and its unpickler's source file (size and
+modification time), so a rebuilt torch in the same place is read again. Its
+rules then say so (`TorchRules.provenance`), and so does every scan.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ class TorchNotInstalledError(CkptCompatError):
 def installed_rules() -> TorchRules:
     """The `weights_only` rules of the torch installed here, without `import torch` if known.
 
-    From the table when it knows the installed version (the rules keep the
-    full version, `2.13.0+cpu`); otherwise read from torch once and cached.
+    From the table when it holds the installed build (the rules keep the full
+    version, `2.13.0+cpu`); otherwise read from torch once and cached, with
+    `provenance` saying so: what is read is data, and the few behaviours that
+    are code follow the release constants (`releases`) of its major.minor.
     """
     found = installed("torch")
     if found is None:
@@ -47,9 +52,25 @@ def installed_rules() -> TorchRules:
             "torch is not installed here; scan judges files against the installed torch "
             f"(or predict one with --torch, e.g. --torch {torch_table.known_versions()[-1]})"
         )
-    if torch_table.normalize(found.version) in torch_table.known_versions():
+    if torch_table.holds(found.version):
         return dataclasses.replace(torch_table.rules_for(found.version), version=found.version)
-    return cached_rules(found)
+    rules = cached_rules(found)
+    return dataclasses.replace(rules, provenance=read_here(found.version, rules.release))
+
+
+def read_here(version: str, release: tuple[int, int]) -> str:
+    """What a scan says about rules read from an installed torch the table does not hold."""
+    try:
+        what = torch_table.what_build(version)
+    except torch_table.UnknownTorchVersionError:  # no PEP 440 version: say it as it is
+        what = "a build the rules table does not hold"
+    # `from_installed` takes them from the release constants (`releases`) of its major.minor.
+    like = f"release {release[0]}.{release[1]}" if release != (0, 0) else "the oldest torch"
+    return (
+        f"torch {version} is {what}: its allowlist, blocklist, opcodes and name mapping were "
+        "read from it; the behaviours that are code, not data (BUILD and NEWOBJ targets, the "
+        f"(obj, name) form, ...), are assumed to be those of {like}"
+    )
 
 
 def rules_cache_dir() -> Path:

@@ -13,16 +13,33 @@ a release that could not be installed is listed with the reason.
 `rules_for(version)` builds the `TorchRules` of a release: the data fields
 as read there, the behaviour fields as measured there, so `judge` predicts
 that torch without installing it.
+
+The table holds releases. A build variant of one (`2.5.1+cu124`, `+cpu`,
+`+rocm6.2`, `+xpu`: the same sources built for another device) is that
+release. Any other version is not in it exactly: a development or
+pre-release build (`2.7.0.dev20250101+cpu`, `2.6.0a0+gitabc`, whose rules lie
+between two releases), a source or other local build (`2.6.0+mybuild`, which
+may differ from the release), a post-release or a patch the table lacks.
+`resolve` says which release's rules stand for such a version and why that
+is an approximation; `rules_for` carries that sentence in
+`TorchRules.provenance`, and every scan judged by them says it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+import dataclasses
+import functools
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import CkptCompatError
 from .data import table as stored_table
 from .releases import version_key
 from .rules import Py2Names, TorchRules
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 _DATA: Final = "torch_rules.json"
 
@@ -39,7 +56,10 @@ class UnknownTorchVersionError(CkptCompatError, LookupError):
 
 
 def normalize(version: str) -> str:
-    """`2.13.0` for `2.13.0+cpu`, `2.5.1+cu124` or ` 2.5.1 `: the table's key."""
+    """`2.13.0` for `2.13.0+cpu`, `2.5.1+cu124` or ` 2.5.1 `: the table's key.
+
+    Only the label is dropped: whether the table holds that build is `holds`'s question.
+    """
     return version.strip().split("+", 1)[0]
 
 
@@ -89,12 +109,133 @@ def alias_of(version: str) -> str:
     return str(found.get("same_as", normalize(version)))
 
 
-def rules_for(version: str) -> TorchRules:
-    """The `TorchRules` of torch `version` (`2.6.0`, `2.13.0+cpu`, ...), from the table."""
-    data = entry(version)
-    return TorchRules.from_json(
-        {**data["rules"], "version": normalize(version), "behaviours": measured_behaviours(data)}
+#: Local version labels that only name a build variant of a release: the same
+#: sources built for a device (`+cpu`, `+cu124`, `+rocm6.2`, `+xpu`).
+_BUILD_VARIANT: Final = re.compile(r"(?:cpu|xpu|cu\d+|rocm\d+(?:\.\d+)*)")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The table release whose rules stand for a torch version, and whether they are its own."""
+
+    version: str  # as given (stripped)
+    release: str  # the table's release (its key) whose rules stand for it
+    #: Empty when the table holds that very build; else one sentence: what the
+    #: version is, which release's rules judge it, and that this is an approximation.
+    approximation: str = ""
+
+    @property
+    def exact(self) -> bool:
+        """The table holds this build's own rules (a release, or a build variant of one)."""
+        return not self.approximation
+
+
+def _parse(version: str) -> Version:
+    from packaging.version import InvalidVersion, Version  # here: a table lookup never needs it
+
+    try:
+        return Version(version.strip())
+    except InvalidVersion:
+        raise UnknownTorchVersionError(version, known_versions()) from None
+
+
+@functools.cache
+def _parsed_known() -> dict[str, Version]:
+    """The known releases, parsed, oldest first."""
+    return {v: _parse(v) for v in known_versions()}
+
+
+def _is_release(parsed: Version) -> bool:
+    """A final release, or a build variant of one: no pre, dev or post part, no other label."""
+    if parsed.pre or parsed.dev is not None or parsed.post is not None:
+        return False
+    return parsed.local is None or _BUILD_VARIANT.fullmatch(parsed.local) is not None
+
+
+def what_build(version: str) -> str:
+    """What torch `version` is, when the table does not hold it: "a local build of 2.6.0", ..."""
+    parsed = _parse(version)
+    base = parsed.base_version
+    oldest, newest = known_versions()[0], known_versions()[-1]
+    if _parse(base) > _parse(newest):
+        where = f"newer than the rules table (newest: {newest})"
+    elif parsed < _parse(oldest):
+        where = f"older than the rules table (oldest: {oldest})"
+    else:
+        where = ""
+    if parsed.is_prerelease:
+        what = f"a development or pre-release build of {base}"
+    elif parsed.post is not None:
+        what = f"a post-release of {base}"
+    elif not _is_release(parsed):
+        what = f"a local build of {base} (+{parsed.local}), not the {base} release"
+    else:  # a release: where it lies says it all
+        return f"a release {where}" if where else "a release the rules table does not hold"
+    return f"{what}, {where}" if where else what
+
+
+def holds(version: str) -> bool:
+    """Whether the table holds the rules of torch `version` itself (`2.13.0+cpu`; not `2.6.0a0`)."""
+    try:
+        return resolve(version).exact
+    except UnknownTorchVersionError:
+        return False
+
+
+def resolve(version: str) -> Resolved:
+    """The table release whose rules stand for torch `version` (see the module doc).
+
+    A release the table holds, or a build variant of it, is that release. Any
+    other version gets the newest release at or before it in PEP 440's order
+    (a pre-release sorts before its release, a local label after it), with the
+    sentence that says so. `UnknownTorchVersionError` for what is no version,
+    is older than the table, or has no release of the table at or after it
+    (`2.16.0`, `2.16.0.dev1`: nothing measured bounds its rules).
+    """
+    text = version.strip()
+    public_text, _, label = text.partition("+")
+    if public_text in known_versions() and (not label or _BUILD_VARIANT.fullmatch(label)):
+        return Resolved(text, public_text)  # the installed release: no PEP 440 parser needed
+    parsed = _parse(version)
+    known = _parsed_known()
+    public = _parse(parsed.public)
+    release = next((v for v, p in known.items() if p == public), None)
+    if release is not None and _is_release(parsed):
+        return Resolved(version.strip(), release)
+    below = [v for v, p in known.items() if p <= public]
+    if not below or not any(p >= _parse(parsed.base_version) for p in known.values()):
+        raise UnknownTorchVersionError(version, tuple(known))
+    chosen = below[-1]  # known_versions() is oldest first
+    if parsed.is_prerelease:
+        why = f"its own lie between {chosen}'s and {parsed.base_version}'s"
+    elif release is not None:
+        why = "a build of other sources may differ from the release"
+    else:
+        why = "the newest release before it"
+    return Resolved(
+        version.strip(),
+        chosen,
+        f"torch {version.strip()} is {what_build(version)}: judged by torch {chosen}'s rules "
+        f"from the rules table, an approximation ({why})",
     )
+
+
+def rules_for(version: str) -> TorchRules:
+    """The `TorchRules` of torch `version` (`2.6.0`, `2.13.0+cpu`, ...), from the table.
+
+    A version the table does not hold exactly (`resolve`) gets the rules of the
+    release that stands for it, under its own name, with `provenance` saying so.
+    """
+    found = resolve(version)
+    data = entry(found.release)
+    rules = TorchRules.from_json(
+        {
+            **data["rules"],
+            "version": found.release if found.exact else found.version,
+            "behaviours": measured_behaviours(data),
+        }
+    )
+    return dataclasses.replace(rules, provenance=found.approximation)
 
 
 def behaviours(version: str) -> dict[str, dict[str, Any]]:

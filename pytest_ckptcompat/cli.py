@@ -259,7 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("matrix", metavar="MATRIX_JSON", help="matrix.json from `ckptcompat report`")
     mode = gate.add_mutually_exclusive_group(required=True)
     mode.add_argument("--baseline", metavar="FILE", help="compare with this baseline")
-    mode.add_argument("--write-baseline", metavar="FILE", help="write the baseline and exit 0")
+    mode.add_argument(
+        "--write-baseline",
+        metavar="FILE",
+        help="write the baseline and exit 0 (exit 2, nothing written, when the matrix cannot "
+        "vouch for itself)",
+    )
     mode.add_argument("--current", metavar="TAG", help="the reader you run now (or a unique part)")
     gate.add_argument(
         "--candidate",

@@ -245,19 +245,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail on loads that broke: against a baseline, or for an upgrade",
         description="Exit 1 when something that loaded no longer does. With --baseline: every "
         "(artifact, writer, reader) that was ok and is not now, every global that turned "
-        "from allowed to blocked or missing, every project test that passed and fails now, and "
-        "every torch.load call site that went through and raises now (fixed ones are reported "
-        "as good news). With --current/--candidate: what loads, passes or goes through under "
-        "the current environment and not under the candidate, named by file:line. Both fail on "
-        "a crashed cell. --write-baseline writes the baseline from MATRIX_JSON (never from a "
-        "matrix with a crashed cell).",
+        "from allowed to blocked or missing, every project test that passed and fails now, "
+        "every torch.load call site that went through and raises now, and every load of a "
+        "predicted torch release (not installed) that was predicted ok and is predicted to "
+        "fail now (fixed ones are reported as good news). With --current/--candidate: what "
+        "loads, passes or goes through under the current environment and not under the "
+        "candidate, named by file:line; the candidate may be a predicted reader (reading only). "
+        "Both fail on a crashed cell. --write-baseline writes the baseline from MATRIX_JSON, "
+        "and refuses (exit 2, nothing written) a matrix with a crashed cell, a partial run, a "
+        "failing project test, a printed fix not proved in every reader, or a prediction that "
+        "disagrees with a real load.",
     )
     gate.add_argument("matrix", metavar="MATRIX_JSON", help="matrix.json from `ckptcompat report`")
     mode = gate.add_mutually_exclusive_group(required=True)
     mode.add_argument("--baseline", metavar="FILE", help="compare with this baseline")
-    mode.add_argument("--write-baseline", metavar="FILE", help="write the baseline and exit 0")
+    mode.add_argument(
+        "--write-baseline",
+        metavar="FILE",
+        help="write the baseline and exit 0 (exit 2, nothing written, when the matrix cannot "
+        "vouch for itself)",
+    )
     mode.add_argument("--current", metavar="TAG", help="the reader you run now (or a unique part)")
-    gate.add_argument("--candidate", metavar="TAG", help="the reader you want to upgrade to")
+    gate.add_argument(
+        "--candidate",
+        metavar="TAG",
+        help="the reader you want to upgrade to (or a unique part): installed, or predicted",
+    )
     check_fix = sub.add_parser(
         "check-fix",
         help="apply the matrix's allowlist snippet here and load every golden with plain torch",
@@ -633,6 +646,7 @@ def _check_fix(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
+    from .errors import ReportError
     from .files import atomic_write
     from .matrix.gate import (
         against_baseline,
@@ -645,7 +659,11 @@ def _gate(args: argparse.Namespace) -> int:
 
     doc = load_doc(Path(args.matrix))
     if args.write_baseline:
-        text = baseline_text(baseline_of(doc))
+        try:
+            baseline = baseline_of(doc)
+        except ReportError as exc:  # the matrix's own problem: name it
+            raise ReportError(f"{args.matrix}: {exc}") from None
+        text = baseline_text(baseline)
         atomic_write(Path(args.write_baseline), text.encode("utf-8"))
         print(f"wrote {args.write_baseline} ({len(doc['outcomes'])} loads)")
         return EXIT_OK
@@ -653,7 +671,7 @@ def _gate(args: argparse.Namespace) -> int:
         if not args.candidate:
             raise CkptCompatError("gate: --current needs --candidate")
         current = resolve_reader(doc, args.current, "--current")
-        candidate = resolve_reader(doc, args.candidate, "--candidate")
+        candidate = resolve_reader(doc, args.candidate, "--candidate", predicted=True)
         result = upgrade(doc, current, candidate)
         print(f"upgrade {current} -> {candidate}")
     else:

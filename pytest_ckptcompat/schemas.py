@@ -520,6 +520,20 @@ class BaselineLoadSite(TypedDict):
     state: str
 
 
+class BaselinePredicted(TypedDict):
+    """A predicted load (a torch release the matrix did not install), as the gate compares it.
+
+    Matched by torch minor and numpy: a newer rules table moves a column to a newer patch.
+    """
+
+    artifact: str
+    writer: str
+    reader: str  # the `MatrixPredictedReader` tag, "torch2.8.0-numpy2.2.6 (predicted)"
+    torch: str
+    numpy: str  # "none": a reader without numpy
+    outcome: str  # ok, blocked, missing, error
+
+
 class _BaselineRequired(TypedDict):
     schema: str
     created: str
@@ -530,12 +544,14 @@ class _BaselineRequired(TypedDict):
 class BaselineDoc(_BaselineRequired, total=False):
     """`ckptcompat.baseline/1`: what the gate compares, sorted so it diffs well.
 
-    `tests` and `load_sites` were added later: a baseline without them is not
-    compared on them (the gate says so).
+    `tests`, `load_sites` and `predicted` were added later: a baseline without
+    them is not compared on them (the gate says so). `predicted` is absent too
+    when the matrix it was written from had no predicted columns.
     """
 
     tests: list[BaselineTest]
     load_sites: list[BaselineLoadSite]
+    predicted: list[BaselinePredicted]
 
 
 # --- ckptcompat.lint/1 ---------------------------------------------------------------

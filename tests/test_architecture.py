@@ -180,12 +180,22 @@ def test_report_and_gate_run_without_torch_or_numpy(tmp_path):
         ' "outcome": "blocked", "kind": "golden", "blocked": ["builtins.set"],'
         ' "globals": {"builtins.set": "blocked"}}]}'
     )
+    # What `ckptcompat check-fix` writes in that reader once the report's snippet loaded
+    # the golden: a baseline is written only from a matrix whose printed fix is proved.
+    fixcheck = tmp_path / "fix.json"
     code = (
-        "import sys\n"
+        "import json, sys\n"
         "sys.modules['torch'] = None; sys.modules['numpy'] = None\n"  # importing them fails
         "from pytest_ckptcompat.cli import main\n"
         f"assert main(['report', {str(report)!r}, '--out', {str(tmp_path / 'out')!r}]) == 0\n"
         f"m = {str(tmp_path / 'out' / 'matrix.json')!r}\n"
+        "sha = json.load(open(m))['fix']['sha256']\n"
+        "tag = 'torch2.5.1-numpy1.25.2-py3.11'\n"
+        "check = dict(schema='ckptcompat.fixcheck/1', created='', reader=dict(tag=tag),\n"
+        "    snippet_sha256=sha, results=[dict(artifact='a', writer=tag, loads=True, error='')])\n"
+        f"open({str(fixcheck)!r}, 'w').write(json.dumps(check))\n"
+        f"assert main(['report', {str(report)!r}, {str(fixcheck)!r}, '--out', "
+        f"{str(tmp_path / 'out')!r}]) == 0\n"
         f"assert main(['gate', m, '--write-baseline', {str(tmp_path / 'b.json')!r}]) == 0\n"
         f"assert main(['gate', m, '--baseline', {str(tmp_path / 'b.json')!r}]) == 0\n"
     )

@@ -19,9 +19,25 @@ Two questions, both answered from matrix documents (`ckptcompat.matrix/1`):
 Both fail on a crashed cell (one whose phases did not run to the end): what it
 did not check cannot be called safe.
 
+The matrix's predicted columns (`predicted`: torch releases between the
+installed ones, judged from the rules table) are gated too. Against a baseline,
+a predicted load that was `ok` in the baseline's predictions and is predicted
+to fail now is a regression, labelled by its `(predicted)` reader; a predicted
+break the baseline already had is not new. Rows are matched by torch minor and
+numpy, since a column is the newest patch of its minor the rules table knows
+and a newer table moves it (2.8.0 -> 2.8.1). A baseline from before predicted
+columns is not compared on them (a note says so). In upgrade mode the candidate
+may be a predicted reader: what the current reader loads and the candidate is
+predicted to refuse is a regression; its own files, tests and call sites were
+never run, and a note says so.
+
 The baseline (`ckptcompat.baseline/1`) keeps only what the gate compares,
-sorted, so a change to it reads well in a diff. It is never written from a
-matrix with a crashed cell.
+sorted, so a change to it reads well in a diff. It is written only from a
+matrix that vouches for itself (`baseline_problems`): no crashed cell, no
+partial run, no failing test of the project, a printed fix proved in every
+reader, and predictions that agree with every real load. A baseline is what
+later gates take as the truth: one written from less would let them pass on
+what was never checked.
 """
 
 from __future__ import annotations
@@ -30,14 +46,16 @@ import datetime
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .. import schemas
 from ..environment import tag_key
 from ..errors import ReportError
+from ..scan.releases import Release, release_of, version_key
+from ..schemas import MatrixDoc
 from ..vocab import TEST_FAILURES, is_allowed, test_state
 from .cells import site_label
-from .merge import read_json
+from .merge import read_json, unproved_readers
 
 
 @dataclass
@@ -83,12 +101,43 @@ def load_doc(path: Path) -> dict[str, Any]:
     doc = read_json(path, [schemas.MATRIX, schemas.BASELINE])
     if not isinstance(doc.get("outcomes"), list) or not isinstance(doc.get("globals"), list):
         raise ReportError(f"{path}: lacks 'outcomes' or 'globals'")
+    if "predicted" in doc:
+        predicted = doc["predicted"]
+        if doc["schema"] == schemas.BASELINE:
+            shaped = isinstance(predicted, list)
+        else:
+            shaped = isinstance(predicted, dict) and all(
+                isinstance(predicted.get(k), list) for k in ("readers", "outcomes")
+            )
+        if not shaped:
+            raise ReportError(f"{path}: 'predicted' is not a list of predicted loads")
     return doc
 
 
 def crashed_cells(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """The cells of a matrix document whose phases did not all run to the end."""
     return [c for c in doc.get("cells", []) if c.get("status") == "crashed"]
+
+
+def _failed_phases(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The failed phases of a matrix document: (partial runs, runs with failing project tests).
+
+    `cells.phase_entry` marks a phase failed when a test of the project failed for a
+    reason other than a compatibility finding (those tests are counted as `failed` or
+    `error` in its `tests`), else when pytest ran only part of the tests: the counts
+    tell the two apart, in documents written before this function too.
+    """
+    partial: list[str] = []
+    failing: list[str] = []
+    for cell in doc.get("cells", []):
+        for name, phase in cell.get("phases", {}).items():
+            if phase.get("status") != "failed":
+                continue
+            if any(phase.get("tests", {}).get(o) for o in TEST_FAILURES):
+                failing.append(f"{cell['tag']}: {name} phase: {phase['problem']}")
+            else:
+                partial.append(f"{cell['tag']} ({name} phase)")
+    return partial, failing
 
 
 def _problem(cell: dict[str, Any]) -> str:
@@ -109,16 +158,66 @@ def _sites(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(site_label(s), s["reader"]): s for s in doc.get("load_sites", [])}
 
 
-def baseline_of(doc: dict[str, Any]) -> dict[str, Any]:
-    """The baseline document of a matrix document (`ReportError` if a cell crashed)."""
+def baseline_problems(doc: dict[str, Any]) -> list[str]:
+    """Why a matrix document cannot be a baseline, one message per kind of problem (empty: it can).
+
+    A baseline is what later gates compare with as the truth, so it must not hold less
+    than a full, proved run: a load a crashed or partial cell never checked, or a test
+    that failed before it checked anything, would be absent from it, and a later gate
+    would call its failure new data instead of a regression; a fix the run did not
+    prove, or predictions a real load contradicted, failed the run that made it.
+    """
+    problems = []
     crashed = crashed_cells(doc)
     if crashed:
-        raise ReportError(
+        problems.append(
             "no baseline from a matrix with a crashed cell: "
             + "; ".join(f"{c['tag']}: {_problem(c)}" for c in crashed)
         )
+    partial, failing = _failed_phases(doc)
+    if partial:
+        problems.append(
+            f"no baseline from a partial run: pytest ran part of the tests in {', '.join(partial)}"
+            " (a deselection, node ids, --lf, -x, or a crashed xdist worker): the loads of the "
+            "tests it did not run would be missing from the baseline; run them all"
+        )
+    if failing:
+        problems.append(
+            "no baseline from a matrix whose project tests failed: "
+            + "; ".join(failing)
+            + ": what they did not get to check would be missing from the baseline; fix them, "
+            "or mark a known failure xfail"
+        )
+    unproved = unproved_readers(cast(MatrixDoc, doc))
+    if unproved:
+        problems.append(
+            "no baseline from a matrix whose printed fix is not proved: "
+            + ", ".join(f"{tag} ({verdict})" for tag, verdict in unproved.items())
+            + ": run the fix phase (`nox -s matrix` does; or `ckptcompat check-fix` in each "
+            "reader, its JSON given to `ckptcompat report`)"
+        )
+    predicted = doc.get("predicted")
+    disagreements = predicted["agreement"]["disagreements"] if predicted else []
+    if disagreements:
+        d = disagreements[0]
+        more = f"; and {len(disagreements) - 1} more" if len(disagreements) > 1 else ""
+        problems.append(
+            f"no baseline from a matrix whose predictions disagree with a real load: "
+            f"{d['artifact']} written by {d['writer']}, read by {d['reader']}: real "
+            f"{d['real']}, predicted {d['predicted']}{more}: its predicted columns cannot be "
+            "trusted (a bug of pytest-ckptcompat's tables or scan: please report it)"
+        )
+    return problems
+
+
+def baseline_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The baseline document of a matrix document (`ReportError` when `baseline_problems`)."""
+    problems = baseline_problems(doc)
+    if problems:
+        # One line: a cell's problem may quote a multi-line error message.
+        raise ReportError(" ".join("; ".join(problems).split()))
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return {
+    baseline: dict[str, Any] = {
         "schema": schemas.BASELINE,
         "created": created,
         "outcomes": [
@@ -142,9 +241,16 @@ def baseline_of(doc: dict[str, Any]) -> dict[str, Any]:
             )
         ],
     }
+    predicted = _predicted(doc)
+    if predicted is not None:  # a report given no goldens predicted nothing: say so later
+        baseline["predicted"] = [
+            {k: o[k] for k in ("artifact", "writer", "reader", "torch", "numpy", "outcome")}
+            for o in sorted(predicted.values(), key=_predicted_key)
+        ]
+    return baseline
 
 
-_BASELINE_LISTS = ("outcomes", "globals", "tests", "load_sites")
+_BASELINE_LISTS = ("outcomes", "globals", "tests", "load_sites", "predicted")
 
 
 def baseline_text(baseline: dict[str, Any]) -> str:
@@ -166,6 +272,39 @@ def baseline_text(baseline: dict[str, Any]) -> str:
 
 def _triple_key(o: dict[str, Any]) -> tuple[Any, ...]:
     return (o["artifact"], tag_key(o["writer"]), tag_key(o["reader"]))
+
+
+def _predicted_readers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A matrix document's predicted readers by tag (empty for a baseline or without any)."""
+    section = doc.get("predicted")
+    if doc["schema"] == schemas.BASELINE or not section:
+        return {}
+    return {r["tag"]: r for r in section["readers"]}
+
+
+def _predicted(doc: dict[str, Any]) -> dict[tuple[str, str, Release, str], dict[str, Any]] | None:
+    """Predicted loads by (artifact, writer, torch minor, numpy), with their torch and numpy.
+
+    None: the document has no predictions (a report given no goldens, or a baseline
+    written before predicted columns were kept).
+    """
+    section = doc.get("predicted")
+    if section is None:
+        return None
+    if doc["schema"] == schemas.BASELINE:
+        rows = list(section)
+    else:
+        readers = _predicted_readers(doc)
+        rows = [
+            {**o, "torch": readers[o["reader"]]["torch"], "numpy": readers[o["reader"]]["numpy"]}
+            for o in section["outcomes"]
+            if o["reader"] in readers
+        ]
+    return {(o["artifact"], o["writer"], release_of(o["torch"]), o["numpy"]): o for o in rows}
+
+
+def _predicted_key(o: dict[str, Any]) -> tuple[Any, ...]:
+    return (o["artifact"], tag_key(o["writer"]), version_key(o["torch"]), version_key(o["numpy"]))
 
 
 def _names(o: dict[str, Any]) -> str:
@@ -253,7 +392,57 @@ def against_baseline(current: dict[str, Any], baseline: dict[str, Any]) -> GateR
         result.notes.append(f"{unchecked} load(s) ok in the baseline not checked by crashed cells")
     _tests_against_baseline(current, baseline, result, crashed)
     _sites_against_baseline(current, baseline, result)
+    _predicted_against_baseline(current, baseline, result)
     return result
+
+
+def _predicted_against_baseline(
+    current: dict[str, Any], baseline: dict[str, Any], result: GateResult
+) -> None:
+    """Predicted loads that were ok in the baseline's predictions and are predicted to fail now.
+
+    Like real loads: one the baseline does not have (a new release column, artifact or
+    writer) is counted in a note, and a break the baseline already predicted is not new.
+    """
+    now, was = _predicted(current), _predicted(baseline)
+    if now is None:
+        if was:
+            result.notes.append(
+                f"the matrix has no predicted columns (its report was given no goldens): the "
+                f"baseline's {len(was)} predicted load(s) were not compared"
+            )
+        return
+    if was is None:
+        if now:
+            result.notes.append(
+                f"the baseline predates predicted columns: the matrix's {len(now)} predicted "
+                "load(s) were not compared (rewrite it with --write-baseline)"
+            )
+        return
+    new = 0
+    for key, o in sorted(now.items(), key=lambda kv: _predicted_key(kv[1])):
+        before = was.get(key)
+        if before is None:
+            new += 1
+            continue
+        what = f"{o['artifact']}: written by {o['writer']}, read by {o['reader']}"
+        if before["outcome"] == "ok" and o["outcome"] != "ok":
+            result.regressions.append(
+                f"{what}: ok in the baseline, predicted {o['outcome']}{_names(o)}"
+            )
+        elif before["outcome"] != "ok" and o["outcome"] == "ok":
+            result.fixed.append(f"{what}: {before['outcome']} in the baseline, predicted ok")
+    if new:
+        result.notes.append(
+            f"{new} predicted load(s) not in the baseline (new release columns, artifacts or "
+            "writers)"
+        )
+    # A column leaves when its minor gets installed (its real loads are gated then) or
+    # falls outside the installed range; a golden that could not be read is a problem
+    # the report lists.
+    gone = sum(1 for key, o in was.items() if o["outcome"] == "ok" and key not in now)
+    if gone:
+        result.notes.append(f"{gone} predicted load(s) ok in the baseline not predicted now")
 
 
 def _tests_against_baseline(
@@ -305,20 +494,39 @@ def _sites_against_baseline(
             result.fixed.append(f"torch.load at {label} in {reader}: fails -> {s['state']}")
 
 
-def resolve_reader(doc: dict[str, Any], wanted: str, option: str) -> str:
-    """The reader tag `wanted` names: the tag itself or a unique part of it (`torch2.5.1`)."""
+def resolve_reader(
+    doc: dict[str, Any], wanted: str, option: str, *, predicted: bool = False
+) -> str:
+    """The reader tag `wanted` names: the tag itself or a unique part of it (`torch2.5.1`).
+
+    `predicted`: a predicted reader may be named too (`torch2.8.0-numpy2.2.6`), when no
+    installed one is: `torch2.1` keeps naming an installed torch 2.13 beside predicted
+    2.10, 2.11 and 2.12.
+    """
     tags: list[str] = sorted({o["reader"] for o in doc["outcomes"]}, key=tag_key)
     if wanted in tags:
         return wanted
     hits = [t for t in tags if wanted in t]
     if len(hits) == 1:
         return hits[0]
+    if predicted and not hits:
+        named = list(_predicted_readers(doc))
+        hits = [t for t in named if wanted in t]
+        if len(hits) == 1:
+            return hits[0]
+        tags += named
     problem = "matches several readers" if hits else "is not a reader of this matrix"
     raise ReportError(f"{option} {wanted!r} {problem} (readers: {', '.join(hits or tags)})")
 
 
 def upgrade(doc: dict[str, Any], current: str, candidate: str) -> GateResult:
-    """What loads with the `current` reader/writer and not with the `candidate` one."""
+    """What loads with the `current` reader/writer and not with the `candidate` one.
+
+    A predicted `candidate` (a torch release the matrix did not install) is compared on
+    reading only (`_upgrade_to_predicted`).
+    """
+    if candidate in _predicted_readers(doc):
+        return _upgrade_to_predicted(doc, current, candidate)
     result = GateResult(fixed_by="by the upgrade")
     _gate_cells(doc, result, (current, candidate))
     _upgrade_tests_and_sites(doc, current, candidate, result)
@@ -369,6 +577,54 @@ def upgrade(doc: dict[str, Any], current: str, candidate: str) -> GateResult:
             and is_allowed(after)
         ):
             result.fixed.append(f"{name}: {before} under {current}, {after} under {candidate}")
+    return result
+
+
+def _upgrade_to_predicted(doc: dict[str, Any], current: str, candidate: str) -> GateResult:
+    """What the `current` reader loads and the predicted `candidate` would refuse.
+
+    A predicted reader never ran: it wrote no file and ran no test or call site, so
+    only reading is compared, and a note says so.
+    """
+    result = GateResult(fixed_by="by the upgrade (predicted)")
+    _gate_cells(doc, result, (current,))
+    predicted = {
+        (o["artifact"], o["writer"]): o
+        for o in doc["predicted"]["outcomes"]
+        if o["reader"] == candidate
+    }
+    unpredicted = 0
+    for (artifact, writer, reader), cur in sorted(
+        _outcomes(doc).items(), key=lambda kv: _triple_key(kv[1])
+    ):
+        if reader != current:
+            continue
+        cand = predicted.get((artifact, writer))
+        if cand is None:
+            # Nothing to predict from: a safetensors golden (torch.load never reads it), a
+            # live roundtrip (no file), a golden the report could not read (its problems).
+            if cur["outcome"] == "ok":
+                unpredicted += 1
+        elif cur["outcome"] == "ok" and cand["outcome"] != "ok":
+            result.regressions.append(
+                f"reading {artifact} written by {writer}: ok under {current}, "
+                f"predicted {cand['outcome']}{_names(cand)} under {candidate}"
+            )
+        elif cur["outcome"] != "ok" and cand["outcome"] == "ok":
+            result.fixed.append(
+                f"reading {artifact} written by {writer}: {cur['outcome']} under {current}, "
+                f"predicted ok under {candidate}"
+            )
+    result.notes.append(
+        f"{candidate} is predicted from the rules table, not installed: only its reading of "
+        "the goldens is compared, not the files it would write, the project's tests or its "
+        "torch.load call sites"
+    )
+    if unpredicted:
+        result.notes.append(
+            f"{unpredicted} load(s) ok under {current} have no prediction (safetensors goldens, "
+            "live roundtrips, or goldens the report could not read)"
+        )
     return result
 
 

@@ -141,6 +141,32 @@ def report(cells, tmp_path_factory) -> Path:
     return out
 
 
+def _proved_report(cell_reports: dict[str, Path], out: Path, old_python: Path) -> Path:
+    """The report of these cells with its printed fix proved in each reader, as the matrix runs it.
+
+    `ckptcompat report`, then `ckptcompat check-fix` of its snippet in every reader,
+    then the report again with their results: a baseline is written only from a
+    matrix whose fix was proved.
+    """
+    goldens = next(iter(cell_reports.values())).parents[1] / "goldens"
+    cells = [str(p) for p in cell_reports.values()]
+    assert _cli("report", *cells, "--out", str(out)).returncode == 0
+    checks = []
+    for tag in cell_reports:
+        python = old_python if tag == OLD_TAG else Path(sys.executable)
+        check = out / f"{tag}.fix.json"
+        proc = subprocess.run(
+            [str(python), "-m", "pytest_ckptcompat", "check-fix", str(out / "safe_globals.py"),
+             str(goldens), "--out", str(check)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        checks.append(str(check))
+    proc = _cli("report", *cells, *checks, "--out", str(out))
+    assert "fix verified on 2/2 readers" in proc.stdout, proc.stdout[-2000:]
+    return out
+
+
 def test_global_table_shows_what_torch_did(report):
     doc = json.loads((report / "matrix.json").read_text())
     assert doc["schema"] == "ckptcompat.matrix/1"
@@ -200,9 +226,15 @@ def test_markdown_html_junit(report):
 
 
 def test_gate_passes_on_its_baseline_and_fails_on_a_planted_regression(
-    report, cells, runs, tmp_path
+    report, cells, runs, old_python, tmp_path
 ):
+    # The printed fix is not proved until each reader applied it: no baseline yet.
     baseline = tmp_path / "baseline.json"
+    proc = _cli("gate", str(report / "matrix.json"), "--write-baseline", str(baseline))
+    assert proc.returncode == 2
+    assert "no baseline from a matrix whose printed fix is not proved: " in proc.stderr
+    assert not baseline.exists()
+    report = _proved_report(cells, tmp_path / "proved", old_python)
     proc = _cli("gate", str(report / "matrix.json"), "--write-baseline", str(baseline))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(baseline.read_text())["schema"] == "ckptcompat.baseline/1"
@@ -212,8 +244,9 @@ def test_gate_passes_on_its_baseline_and_fails_on_a_planted_regression(
     # A regression planted for real: the torch 2.5 reader lost the project's allowlist.
     regressed = runs["regressed"]
     new_cell = next(p for t, p in cells.items() if t != OLD_TAG)
-    out = tmp_path / "regressed"
-    assert _cli("report", str(regressed), str(new_cell), "--out", str(out)).returncode == 0
+    out = _proved_report(
+        {OLD_TAG: regressed, environment()["tag"]: new_cell}, tmp_path / "regressed", old_python
+    )
     proc = _cli("gate", str(out / "matrix.json"), "--baseline", str(baseline))
     assert proc.returncode == 1
     assert "gate: FAILED" in proc.stdout
@@ -224,7 +257,7 @@ def test_gate_passes_on_its_baseline_and_fails_on_a_planted_regression(
     assert f"argparse.Namespace in {OLD_TAG}: allowed-user -> blocked" in proc.stdout
     # ... and undoing it is good news, not a failure
     worse = tmp_path / "worse.json"
-    _cli("gate", str(out / "matrix.json"), "--write-baseline", str(worse))
+    assert _cli("gate", str(out / "matrix.json"), "--write-baseline", str(worse)).returncode == 0
     proc = _cli("gate", str(report / "matrix.json"), "--baseline", str(worse))
     assert proc.returncode == 0
     assert "fixed since the baseline (good news)" in proc.stdout

@@ -261,7 +261,7 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
     if ckpt.format in ("torch-zip", "torchscript"):
         ckpt.problems += layout.problems
         if ckpt.format == "torch-zip" and layout.main is not None:
-            _check_byteorder(archive, layout, ckpt)
+            _check_read_records(archive, layout, ckpt)
     elif ckpt.format == "npz":
         ckpt.problems.append(_NPY_NOTE)
     else:
@@ -272,24 +272,58 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
     return ckpt
 
 
-def _check_byteorder(archive: ZipArchive, layout: ZipLayout, ckpt: Checkpoint) -> None:
-    """The `byteorder` record: torch >= 2.1 reads it first, refuses all but little or big."""
-    entry = archive.locate(layout.prefix + b"/byteorder")
-    if entry is None:
-        return
-    try:
-        content: bytes | None = archive.read(entry, limit=1 << 20)
-    except ZipError:
-        content = None
-    if content in (b"little", b"big"):
-        return
-    shown = "unreadable" if content is None else f"holds {content[:20]!r}"
-    problem = (
-        f"{entry.name} {shown}, neither little nor big: torch >= 2.1 refuses the archive "
-        "(Unknown endianness type)"
-    )
-    ckpt.problems.append(problem)
-    ckpt.since[problem] = releases.BYTEORDER_CHECKED
+#: The small records torch.load reads when they are there, from the release given.
+_READ_WHEN_PRESENT: Final = (
+    (b"byteorder", releases.BYTEORDER_CHECKED),
+    (b".data/serialization_id", releases.SERIALIZATION_ID_READ),
+    (b".format_version", releases.STORAGE_LAYOUT_READ),
+    (b".storage_alignment", releases.STORAGE_LAYOUT_READ),
+)
+
+
+def _check_read_records(archive: ZipArchive, layout: ZipLayout, ckpt: Checkpoint) -> None:
+    """The small records torch reads besides the pickle: readable, and what it expects.
+
+    Measured (tests/scan/test_container.py): miniz fails on a bzip2 or LZMA
+    member only when torch reads it, so each is judged from the release that
+    reads it; torch >= 2.1 refuses a `byteorder` that is neither little nor big,
+    torch >= 2.7 a `.storage_alignment` that is no integer (`int(record)`).
+    """
+    for name, since in _READ_WHEN_PRESENT:
+        entry = archive.locate(layout.prefix + b"/" + name)
+        if entry is None:
+            continue
+        problem: str | None
+        if entry.method not in TORCH_METHODS:
+            problem = (
+                f"{entry.name}: compression method {entry.method}; torch >= "
+                f"{since[0]}.{since[1]} reads this record, and only stored and deflated ones"
+            )
+        else:
+            try:
+                content: bytes | None = archive.read(entry, limit=1 << 20)
+            except ZipError:
+                content = None
+            problem = _record_content_problem(entry.name, name, content)
+        if problem:
+            ckpt.problems.append(problem)
+            ckpt.since[problem] = since
+
+
+def _record_content_problem(shown: str, name: bytes, content: bytes | None) -> str | None:
+    """Why torch refuses the content of a `_READ_WHEN_PRESENT` record (None: it does not)."""
+    held = "unreadable" if content is None else f"holds {content[:20]!r}"
+    if name == b"byteorder" and content not in (b"little", b"big"):
+        return (
+            f"{shown} {held}, neither little nor big: torch >= 2.1 refuses the archive "
+            "(Unknown endianness type)"
+        )
+    if name == b".storage_alignment":
+        try:
+            int(content if content is not None else b"")
+        except ValueError:
+            return f"{shown} {held}, not an integer: torch >= 2.7 refuses the archive"
+    return None
 
 
 def _zip_format(archive: ZipArchive, layout: ZipLayout) -> Format:

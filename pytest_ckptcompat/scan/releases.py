@@ -35,6 +35,10 @@ QUALNAME_KEYS: Final[Release] = (2, 7)
 BYTEORDER_CHECKED: Final[Release] = (2, 1)
 #: The only release whose unpickler appends to an allowlisted list subclass.
 LIST_SUBCLASS_APPENDS: Final[Release] = (2, 14)
+#: torch.load reads `.data/serialization_id` (C++ `PyTorchStreamReader::init`).
+SERIALIZATION_ID_READ: Final[Release] = (2, 1)
+#: torch.load reads `.format_version` and `.storage_alignment` (an int) when present.
+STORAGE_LAYOUT_READ: Final[Release] = (2, 7)
 #: A storage's `data/<key>` record must hold exactly its numel times its item size
 #: (`get_storage_from_record`; before, a short record was read past its end).
 RECORD_SIZE_CHECKED: Final[Release] = (2, 10)

@@ -494,3 +494,86 @@ def test_directory(tmp_path: Path) -> None:
 
 def test_missing_path(tmp_path: Path) -> None:
     assert _error(tmp_path / "nope.pt") == "no such file"
+
+
+# --- the small records torch reads besides the pickle --------------------------------
+
+_SMALL_RECORDS = {
+    "byteorder bzip2": ("/byteorder", None, zipfile.ZIP_BZIP2),
+    "serialization_id bzip2": ("/.data/serialization_id", None, zipfile.ZIP_BZIP2),
+    "format_version lzma": ("/.format_version", None, zipfile.ZIP_LZMA),
+    "storage_alignment bzip2": ("/.storage_alignment", None, zipfile.ZIP_BZIP2),
+    "storage_alignment not a number": ("/.storage_alignment", b"sixty-four", zipfile.ZIP_STORED),
+    "storage_alignment padded": ("/.storage_alignment", b" 64\n", zipfile.ZIP_STORED),
+    "an unread member bzip2": ("/extra.txt", b"hello", zipfile.ZIP_BZIP2),
+}
+
+
+def _small_record_file(path: Path, suffix: str, content: bytes | None, method: int) -> Path:
+    """A torch 2.13 archive (it writes all four records) with one record changed or added."""
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(4.0)}, buf)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(path, "w") as dst:
+        names = src.namelist()
+        folder = names[0].split("/")[0]
+        for name in names:
+            item = zipfile.ZipInfo(name)
+            data = src.read(name)
+            if name.endswith(suffix):
+                item.compress_type = method
+                data = data if content is None else content
+            dst.writestr(item, data)
+        if not any(n.endswith(suffix) for n in names):
+            item = zipfile.ZipInfo(folder + suffix)
+            item.compress_type = method
+            dst.writestr(item, content or b"")
+    return path
+
+
+@pytest.mark.parametrize("case", list(_SMALL_RECORDS))
+def test_small_records_torch_reads_are_judged_as_torch_does(tmp_path, rules, case):
+    if rules.release < (2, 7):
+        pytest.skip("the matrix's older torch reads neither .format_version nor its alignment")
+    path = _small_record_file(tmp_path / "small.pt", *_SMALL_RECORDS[case])
+    scan = scan_file(path, rules)
+    assert scan.loadable == _torch_loads(path), scan.reasons()
+    assert scan.loadable == (case in ("storage_alignment padded", "an unread member bzip2"))
+
+
+_LOADS = """
+import json, sys, torch
+out = {}
+for path in sys.argv[1:]:
+    try:
+        torch.load(path, weights_only=True)
+        out[path] = True
+    except Exception:
+        out[path] = False
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_small_records_under_torch_2_5(tmp_path, old_python):
+    """torch 2.5.1 reads byteorder and serialization_id, not the 2.7 layout records."""
+    import json
+    import subprocess
+
+    from pytest_ckptcompat.scan.predict import predict_file
+
+    paths = [
+        str(_small_record_file(tmp_path / f"{i}.pt", *spec))
+        for i, spec in enumerate(_SMALL_RECORDS.values())
+    ]
+    real = json.loads(
+        subprocess.run(
+            [str(old_python), "-c", _LOADS, *paths],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
+    )
+    assert list(real.values()) == [False, False, True, True, True, True, True]
+    predicted = {p: predict_file(p, ["2.5.1"]).scans["2.5.1"].loadable for p in paths}
+    assert predicted == real

@@ -255,6 +255,10 @@ def _storage_id(storage_get: bytes) -> bytes:
     )
 
 
+#: The PUT a GET reads, as CPython pairs them: BINGET <- BINPUT, LONG_BINGET <- LONG_BINPUT.
+_PUT_OF: Final = {0x68: b"q", 0x6A: b"r"}
+
+
 def _int(raw: bytes) -> int:
     """The value of one of `_INT`'s opcodes."""
     op = raw[0]
@@ -324,9 +328,10 @@ def analyze_fast(
     walk = _walk(supported - unseen, storage_get)
     storages = facts.storages
     tensors = facts.tensors
-    # A memo index (a PUT's or GET's argument: one byte BINPUT/BINGET, four LONG_*, as
-    # CPython pairs them) -> the storage type's name or key's text stored there.
+    # A PUT (BINPUT or LONG_BINPUT with its index) -> the storage type's name or the
+    # key's text it stored; `by_get`: the storage types by the GET that reads them.
     memo: dict[bytes, str] = {}
+    by_get: dict[bytes, str] = {}
     numels: dict[bytes, int] = {}  # a numel's opcode -> its value (few distinct)
     # (offset, shape, stride) as bytes -> as numbers: few distinct, however many tensors.
     geometry: dict[tuple[bytes, bytes, bytes], tuple[int, tuple[int, ...], tuple[int, ...]]] = {}
@@ -350,17 +355,19 @@ def analyze_fast(
                 if (type_name := _add_global(globals_, module, attr, at)) is None:
                     return None
                 if type_put is not None:
-                    memo[type_put[1:]] = type_name
-            elif (type_name := memo.get(type_get[1:])) is None:
-                return None
+                    memo[type_put] = type_name
+            elif (type_name := by_get.get(type_get)) is None:
+                if (type_name := memo.get(_PUT_OF[type_get[0]] + type_get[1:])) is None:
+                    return None
+                by_get[type_get] = type_name
             if key_raw is not None:
                 try:
                     key = key_raw[5:].decode("utf-8")
                 except UnicodeDecodeError:
                     return None
                 if key_put is not None:
-                    memo[key_put[1:]] = key
-            elif (key := memo.get(key_get[1:])) is None:
+                    memo[key_put] = key
+            elif (key := memo.get(_PUT_OF[key_get[0]] + key_get[1:])) is None:
                 return None  # a key memoized outside a storage id ("0" is also a dict key)
             if key not in storages:  # torch reads a key's first id only
                 if (count := numels.get(numel)) is None:
@@ -395,7 +402,7 @@ def analyze_fast(
                 return None
             put = _PUT_AFTER.match(data, end2 + 1)
             if put is not None:  # a storage type's GLOBAL outside a storage id
-                memo[put.group()[1:]] = name
+                memo[put.group()] = name
             pos = end2 + 1
         elif op == 0x89 and dtype_args and data[pos + 1 : pos + 3] == b"\x88\x87":
             # NEWFALSE NEWTRUE TUPLE3 closing `(code, False, True)`. A code taken

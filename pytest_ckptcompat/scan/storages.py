@@ -26,8 +26,8 @@ from operator import itemgetter, le, mul
 from typing import Final, cast
 
 from . import releases
+from .dtypes import STORAGE_DTYPES, dtype_itemsize, torch_dtype_name
 from .releases import Release
-from .structure import STORAGE_DTYPES, dtype_itemsize
 from .ziparchive import TORCH_METHODS, ZipArchive, ZipEntry
 
 #: How many problems of one kind are spelled out; the rest are counted.
@@ -163,7 +163,7 @@ def extent_problems(
         type_name, numel = storage
         itemsize = 1
         if dtype is not None:
-            found = dtype_itemsize(dtype.rpartition(".")[2])
+            found = dtype_itemsize(torch_dtype_name(dtype) or dtype)
             if found is None:
                 continue
             itemsize = found

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..errors import PickleFormatError
+from .dtypes import STORAGE_DTYPES, dtype_itemsize, torch_dtype_name
 from .machine import (
     ADDITEMS,
     APPEND,
@@ -379,43 +380,10 @@ def no_gc() -> Iterator[None]:
 
 # --- dtypes ------------------------------------------------------------------------------
 
-#: torch's legacy storage classes (what `torch.save` names for the common dtypes).
-STORAGE_DTYPES: Final[dict[str, str]] = {
-    "DoubleStorage": "float64", "FloatStorage": "float32", "HalfStorage": "float16",
-    "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16",
-    "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
-    "BFloat16Storage": "bfloat16", "ComplexDoubleStorage": "complex128",
-    "ComplexFloatStorage": "complex64", "QInt8Storage": "qint8", "QInt32Storage": "qint32",
-    "QUInt8Storage": "quint8", "QUInt4x2Storage": "quint4x2", "QUInt2x4Storage": "quint2x4",
-    "UntypedStorage": "uint8",
-}  # fmt: skip
-_ITEMSIZE: Final[dict[str, int]] = {
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
-    "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "complex128": 16, "complex64": 8,
-    "complex32": 4, "qint8": 1, "qint32": 4, "quint8": 1, "quint4x2": 1, "quint2x4": 1,
-    "uint16": 2, "uint32": 4, "uint64": 8, "float8_e5m2": 1, "float8_e4m3fn": 1,
-    "float8_e5m2fnuz": 1, "float8_e4m3fnuz": 1, "float8_e8m0fnu": 1, "float4_e2m1fn_x2": 1,
-    "bits8": 1, "bits16": 2, "bits1x8": 1, "bits2x4": 1, "bits4x2": 1,
-}  # fmt: skip
-# torch.dtype aliases as `torch.<name>` globals may spell them.
-_DTYPE_ALIASES: Final[dict[str, str]] = {
-    "float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
-    "short": "int16", "cfloat": "complex64", "cdouble": "complex128", "chalf": "complex32",
-}  # fmt: skip
-
-
-def dtype_itemsize(dtype: str | None) -> int | None:
-    """Bytes per element of a torch dtype's name, None when unknown."""
-    return _ITEMSIZE.get(dtype) if dtype else None
-
 
 def _torch_dtype(value: object) -> str | None:
     """`float32` for the global `torch.float32` (as `torch.save` pickles a dtype)."""
-    if isinstance(value, GlobalName) and value.name.startswith("torch."):
-        name = value.name[6:]
-        name = _DTYPE_ALIASES.get(name, name)
-        return name if name in _ITEMSIZE else None
-    return None
+    return torch_dtype_name(value.name) if isinstance(value, GlobalName) else None
 
 
 # numpy type codes -> (name, struct format for a scalar's bytes)

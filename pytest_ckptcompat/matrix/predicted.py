@@ -4,8 +4,10 @@ A matrix installs a few torch releases; the rules table (`scan.torch_table`)
 knows every one from 1.13. `predict_columns` judges every torch golden of the
 run, statically, by each release between the lowest and the highest torch the
 matrix installed whose minor it did not install (the newest patch of that
-minor), with each numpy the readers used and the project's allowlist: columns
-marked *predicted*, so an upgrade to a release in between is not a blind spot.
+minor), with each numpy the readers used and the allowlist the test applies (the
+project's, plus the names its real loads reported as allowed by the user, such as
+a marker's): columns marked *predicted*, so an upgrade to a release in between is
+not a blind spot.
 
 Where the matrix did install a release, the real load of every golden there
 is compared with the prediction for that very reader (its torch, its numpy,
@@ -75,9 +77,13 @@ def predict_columns(
         for n in numpys
     ]
     outcomes: list[MatrixPredictedOutcome] = []
+    users = _user_names(loads)
     for numpy in numpys:
-        allowlist = _allowlist(doc["allowlist"], numpy)
         for golden, data in files.values() if releases else ():
+            # The test's own allowlist (a marker's, `check(safe_globals=...)`) applies on
+            # every torch: the names its real loads reported allowed by the user.
+            user = users.get((golden.artifact, golden.writer), [])
+            allowlist = _allowlist([*doc["allowlist"], *user], numpy)
             prediction = _predict(golden, data, releases, numpy, allowlist)
             for release in releases:
                 verdict = prediction.verdict(release)
@@ -99,6 +105,17 @@ def predict_columns(
         "agreement": {"checked": checked, "disagreements": disagreements},
         "problems": list(dict.fromkeys(problems)),  # a reader's problem once, not per load
     }
+
+
+def _user_names(
+    loads: Mapping[tuple[str, str, str], Mapping[str, str]],
+) -> dict[tuple[str, str], list[str]]:
+    """Each golden's names some real load reported as allowed by the user, by (artifact, writer)."""
+    out: dict[tuple[str, str], dict[str, None]] = {}
+    for (artifact, writer, _reader), statuses in loads.items():
+        names = out.setdefault((artifact, writer), {})
+        names.update(dict.fromkeys(n for n, s in sorted(statuses.items()) if s == "allowed-user"))
+    return {key: list(names) for key, names in out.items()}
 
 
 def _read_goldens(

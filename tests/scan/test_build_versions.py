@@ -89,10 +89,10 @@ print(json.dumps({"version": rules.version, "provenance": rules.provenance,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tag", OTHER_TORCHES)
-def test_real_variant_wheels_are_their_release(tag):
+def test_real_variant_wheels_are_their_release(tag, request):
     """2.4.1+cu121, 2.5.1+cu124, 2.15.0+cu132 as installed: the table's, torch never imported."""
     proc = subprocess.run(
-        [str(nox_python(tag)), "-c", _INSTALLED_THERE],
+        [str(nox_python(tag, request)), "-c", _INSTALLED_THERE],
         capture_output=True,
         text=True,
         env=this_checkout_env(),

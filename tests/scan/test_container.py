@@ -540,24 +540,10 @@ def test_small_records_torch_reads_are_judged_as_torch_does(tmp_path, rules, cas
     assert scan.loadable == (case in ("storage_alignment padded", "an unread member bzip2"))
 
 
-_LOADS = """
-import json, sys, torch
-out = {}
-for path in sys.argv[1:]:
-    try:
-        torch.load(path, weights_only=True)
-        out[path] = True
-    except Exception:
-        out[path] = False
-print(json.dumps(out))
-"""
-
-
 @pytest.mark.slow
 def test_small_records_under_torch_2_5(tmp_path, old_python):
     """torch 2.5.1 reads byteorder and serialization_id, not the 2.7 layout records."""
-    import json
-    import subprocess
+    from torch_envs import real_loads
 
     from pytest_ckptcompat.scan.predict import predict_file
 
@@ -565,15 +551,7 @@ def test_small_records_under_torch_2_5(tmp_path, old_python):
         str(_small_record_file(tmp_path / f"{i}.pt", *spec))
         for i, spec in enumerate(_SMALL_RECORDS.values())
     ]
-    real = json.loads(
-        subprocess.run(
-            [str(old_python), "-c", _LOADS, *paths],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        ).stdout
-    )
+    real = real_loads(old_python, paths)
     assert list(real.values()) == [False, False, True, True, True, True, True]
     predicted = {p: predict_file(p, ["2.5.1"]).scans["2.5.1"].loadable for p in paths}
     assert predicted == real

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch_envs import real_loads
 
 from pytest_ckptcompat.scan.container import open_checkpoint
 from pytest_ckptcompat.scan.fastpath import FAST_MIN_BYTES, analyze_fast
@@ -186,33 +187,12 @@ def test_show_lists_the_same_problems(small):
     assert open_inventory(small["as saved"]).problems == []
 
 
-_REAL_LOADS = """
-import json, sys, torch
-out = {}
-for path in sys.argv[1:]:
-    try:
-        torch.load(path, weights_only=True)
-        out[path] = True
-    except Exception:
-        out[path] = False
-print(json.dumps(out))
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("size", ["small", "big"])
 def test_torch_2_5_agrees_with_its_scan_and_with_the_prediction(request, old_python, size):
     files = request.getfixturevalue(size)
     paths = [str(p) for p in files.values()]
-    real = json.loads(
-        subprocess.run(
-            [str(old_python), "-c", _REAL_LOADS, *paths],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=True,
-        ).stdout
-    )
+    real = real_loads(old_python, paths)
     assert real[str(files["record short"])] is True  # torch < 2.10 reads past the record
     assert real[str(files["record missing"])] is False
     proc = subprocess.run(

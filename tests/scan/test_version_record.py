@@ -159,10 +159,10 @@ def test_the_measurements_hold_here(archives):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tag", OTHER_TORCHES)
-def test_scan_and_prediction_agree_with_another_torch(archives, tag):
+def test_scan_and_prediction_agree_with_another_torch(archives, tag, request):
     """That torch's real load = its own scan there = the table's prediction from here."""
     proc = subprocess.run(
-        [str(nox_python(tag)), str(AGREEMENT), *map(str, archives.values())],
+        [str(nox_python(tag, request)), str(AGREEMENT), *map(str, archives.values())],
         capture_output=True,
         text=True,
         env=this_checkout_env(),  # this checkout's code, whatever that venv has installed

@@ -13,16 +13,23 @@ supports *except* GLOBAL and NEWOBJ, Python looks at each GLOBAL, and
   are complete: the only hidden requirement left, numpy's dtype classes, is
   read from the dtype codes, which CPython always writes as `(code, False, True)`;
 - anything else (another global, an unsupported opcode, NEWOBJ, a dtype
-  code read from the memo, a persistent id that is not a tuple) returns None
-  and the caller runs the exact machine.
+  code read from the memo, a persistent id other than torch.save's storage
+  id) returns None and the caller runs the exact machine.
 
-The pickle's structure is trusted rather than checked, as CPython's
+The run stops before each storage id, `('storage', type, key, location,
+numel)` then BINPERSID, and one match reads it with the tensor geometry that
+follows it (offset, shape, stride): Python records the storage's key, type and
+numel and the tensor's place in it, which `scan.storages` checks against the
+archive's records, as the exact machine's facts are. A storage id the match
+cannot read (a key from a memo entry no storage id stored, a protocol-4 MEMOIZE)
+sends the pickle to the exact machine: no BINPERSID is ever passed over unread.
+
+The rest of the pickle's structure is trusted rather than checked, as CPython's
 pickler writes it: that APPEND/SETITEM/BUILD target lists, dicts and the
-objects their REDUCE made, and that a persistent-id tuple starts with
-"storage" (often a memo reference, which a regular expression cannot follow).
-A hand-made pickle that breaks those rules gets the matching obstacle from the
-exact machine only; the globals it names (and so what can run code) are the
-same on both paths, which the fuzz tests check (tests/test_fuzz.py).
+objects their REDUCE made. A hand-made pickle that breaks those rules gets the
+matching obstacle from the exact machine only; the globals it names (and so
+what can run code) are the same on both paths, which the fuzz tests check
+(tests/test_fuzz.py).
 
 The test suite checks that both paths give the same verdict on every file
 of the corpus (tests/test_fastscan.py).

@@ -190,24 +190,35 @@ def baseline_problems(doc: dict[str, Any]) -> list[str]:
         )
     unproved = unproved_readers(cast(MatrixDoc, doc))
     if unproved:
-        problems.append(
-            "no baseline from a matrix whose printed fix is not proved: "
-            + ", ".join(f"{tag} ({verdict})" for tag, verdict in unproved.items())
-            + ": run the fix phase (`nox -s matrix` does; or `ckptcompat check-fix` in each "
-            "reader, its JSON given to `ckptcompat report`)"
-        )
+        problems.append(f"no baseline from a matrix whose {_unproved_text(unproved)}")
+    if disagreement := _disagreement_text(doc):
+        problems.append(f"no baseline from a matrix whose {disagreement}")
+    return problems
+
+
+def _unproved_text(unproved: dict[str, str]) -> str:
+    return (
+        "printed fix is not proved: "
+        + ", ".join(f"{tag} ({verdict})" for tag, verdict in unproved.items())
+        + ": run the fix phase (`nox -s matrix` does; or `ckptcompat check-fix` in each "
+        "reader, its JSON given to `ckptcompat report`)"
+    )
+
+
+def _disagreement_text(doc: dict[str, Any]) -> str:
+    """What the predictions' disagreements with real loads say (empty: none)."""
     predicted = doc.get("predicted")
     disagreements = predicted["agreement"]["disagreements"] if predicted else []
-    if disagreements:
-        d = disagreements[0]
-        more = f"; and {len(disagreements) - 1} more" if len(disagreements) > 1 else ""
-        problems.append(
-            f"no baseline from a matrix whose predictions disagree with a real load: "
-            f"{d['artifact']} written by {d['writer']}, read by {d['reader']}: real "
-            f"{d['real']}, predicted {d['predicted']}{more}: its predicted columns cannot be "
-            "trusted (a bug of pytest-ckptcompat's tables or scan: please report it)"
-        )
-    return problems
+    if not disagreements:
+        return ""
+    d = disagreements[0]
+    more = f"; and {len(disagreements) - 1} more" if len(disagreements) > 1 else ""
+    return (
+        f"predictions disagree with a real load: {d['artifact']} written by {d['writer']}, "
+        f"read by {d['reader']}: real {d['real']}, predicted {d['predicted']}{more}: its "
+        "predicted columns cannot be trusted (a bug of pytest-ckptcompat's tables or scan: "
+        "please report it)"
+    )
 
 
 def baseline_of(doc: dict[str, Any]) -> dict[str, Any]:
@@ -343,7 +354,12 @@ def _worse(was: str | None, now: str) -> bool:
 
 
 def _gate_cells(doc: dict[str, Any], result: GateResult, only: tuple[str, ...] = ()) -> set[str]:
-    """A crashed cell is a regression (of the named readers only, when given)."""
+    """What fails the run fails the gate (for the named readers only, when given).
+
+    A crashed cell; a printed fix not proved in a reader; predictions that a real
+    load contradicts. `ckptcompat report` and `nox -s matrix` fail on the last two
+    as well, and the gate must not pass a run they failed.
+    """
     crashed = set()
     for cell in crashed_cells(doc):
         if only and cell["tag"] not in only:
@@ -352,6 +368,15 @@ def _gate_cells(doc: dict[str, Any], result: GateResult, only: tuple[str, ...] =
         result.regressions.append(
             f"cell {cell['tag']} crashed: {_problem(cell)}: what it did not check is not safe"
         )
+    unproved = {
+        tag: verdict
+        for tag, verdict in unproved_readers(cast(MatrixDoc, doc)).items()
+        if not only or tag in only
+    }
+    if unproved:
+        result.regressions.append(f"the matrix's {_unproved_text(unproved)}")
+    if disagreement := _disagreement_text(doc):
+        result.regressions.append(f"the matrix's {disagreement}")
     return crashed
 
 

@@ -346,3 +346,41 @@ def test_the_cli_refuses_in_one_line_and_writes_nothing(tmp_path, capsys):
     assert "; no baseline from a matrix whose printed fix is not proved: " in captured.err
     assert baseline.read_text() == "the baseline the team committed\n"
     assert [p.name for p in baseline.parent.iterdir()] == ["baseline.json"]  # no temp file
+
+
+# --- the gate fails what the run failed ------------------------------------------------
+
+
+def test_the_gate_fails_a_matrix_whose_printed_fix_is_not_proved(tmp_path):
+    baseline = baseline_of(dict(_matrix(tmp_path / "base", "set")))
+    paths = _cell_reports(tmp_path / "now", "set")
+    unproved = merge_reports(paths, goldens=tmp_path / "now" / "goldens")  # no fix checks
+    result = against_baseline(dict(unproved), baseline)
+    assert not result.passed
+    assert result.regressions == [
+        f"the matrix's printed fix is not proved: {A} (not checked), {B} (not checked): run "
+        "the fix phase (`nox -s matrix` does; or `ckptcompat check-fix` in each reader, its "
+        "JSON given to `ckptcompat report`)"
+    ]
+    # The same run with its fix proved passes.
+    assert against_baseline(dict(_matrix(tmp_path / "proved", "set")), baseline).passed
+
+
+def test_an_upgrade_gate_fails_on_an_unproved_fix_in_the_readers_it_compares(tmp_path):
+    folder = tmp_path / "m"
+    paths = _cell_reports(folder, "set")
+    checks = _fix_checks(folder, paths, loads=False)  # A's own golden fails to load in A
+    doc = dict(merge_reports([*paths, *checks], goldens=folder / "goldens"))
+    assert doc["fix"]["readers"][A] == "failed"
+    assert any("not proved: " + A in r for r in upgrade(doc, A, B).regressions)
+
+
+def test_the_gate_fails_a_matrix_whose_predictions_disagree(tmp_path):
+    baseline = baseline_of(dict(_matrix(tmp_path / "base", "uint16")))
+    lying = _matrix(tmp_path / "lie", "uint16", lie=True)
+    assert lying["predicted"]["agreement"]["disagreements"]
+    result = against_baseline(dict(lying), baseline)
+    assert any(
+        r.startswith("the matrix's predictions disagree with a real load: ")
+        for r in result.regressions
+    )

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ckptcompat.matrix.config import DEFAULT_MATRIX, ENV_VAR, load_matrix
+from pytest_ckptcompat.matrix.render import SNIPPET_FILE
 from pytest_ckptcompat.matrix.sessions import CELL_TAG, PHASES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,7 +197,7 @@ def test_workflow_matches_the_noxfile_and_the_matrix_file():
     assert re.search(rf"^\s+nox -l --json -t {re.escape(CELL_TAG)} ", text, re.M)
     # Every phase it runs is one the cell sessions take; both are run.
     phases = re.findall(r'nox -s "\$CELL" -- (\S+)', text)
-    assert sorted(phases) == ["read", "write"]
+    assert sorted(phases) == ["fix", "read", "write"]
     assert set(phases) <= set(PHASES)
     assert re.search(r"^\s+CELL: \$\{\{ matrix\.cell \}\}$", text, re.M)
 
@@ -206,20 +207,31 @@ def test_workflow_matches_the_noxfile_and_the_matrix_file():
         f"goldens-{cell}": matrix.goldens,
         f"cell-write-{cell}": f"{matrix.cell_reports}/{cell}.write.json",
         f"cell-{cell}": f"{matrix.cell_reports}/{cell}.json",
+        "snippet": f"{matrix.report}/{SNIPPET_FILE}",
+        f"cell-fix-{cell}": f"{matrix.cell_reports}/{cell}.fix.json",
         "matrix-report": matrix.report,
     }
     # Each phase's report is kept when the phase failed: the report says why.
-    assert text.count("if: ${{ !cancelled() }}") == 2
+    assert text.count("if: ${{ !cancelled() }}") == 3
     downloads = [
-        (s["pattern"], s["path"], s["merge-multiple"])
+        (s.get("pattern") or s["name"], s["path"], s.get("merge-multiple", ""))
         for s in _step_inputs(text, "actions/download-artifact")
     ]
-    # The readers take every golden; the report job too (its predictions read them).
+    # The readers take every golden; so do the fix checks and both reports (their
+    # predictions read them); the fix checks take the allowlist the first report printed.
     assert sorted(downloads) == [
+        ("cell-*", matrix.cell_reports, "true"),
         ("cell-*", matrix.cell_reports, "true"),
         ("goldens-*", matrix.goldens, "true"),
         ("goldens-*", matrix.goldens, "true"),
+        ("goldens-*", matrix.goldens, "true"),
+        ("goldens-*", matrix.goldens, "true"),
+        ("snippet", matrix.report, ""),
     ]
+    # The allowlist is proved only when the first report printed one, and the last
+    # report runs whether or not that was needed.
+    assert "if: ${{ !cancelled() && needs.draft.outputs.snippet == 'true' }}" in text
+    assert "needs: [cells, draft, fix]" in text
 
     # Report, summary, JUnit and gate read and write where the matrix file says.
     report = (

@@ -384,3 +384,15 @@ def test_the_gate_fails_a_matrix_whose_predictions_disagree(tmp_path):
         r.startswith("the matrix's predictions disagree with a real load: ")
         for r in result.regressions
     )
+
+
+def test_before_the_fix_phase_the_report_says_what_proves_the_fix(tmp_path):
+    from pytest_ckptcompat.matrix.merge import fix_verified_line
+
+    paths = _cell_reports(tmp_path / "m", "set")
+    draft = merge_reports(paths, goldens=tmp_path / "m" / "goldens")
+    assert fix_verified_line(draft) == (
+        "fix not proved yet: none of the 2 readers has applied it (the fix phase does: "
+        "`nox -s matrix` runs it, or `ckptcompat check-fix` in each reader)"
+    )
+    assert fix_verified_line(_matrix(tmp_path / "p", "set")) == "fix verified on 2/2 readers"

@@ -278,6 +278,12 @@ def _run_phase(session: nox.Session, cell: Cell, phase: str, base: list[str], re
 
     partial = report.with_name(report.name + ".partial")
     partial.unlink(missing_ok=True)
+    # The last run's report is set aside while this one runs: killed (Ctrl-C, a CI
+    # timeout), the phase leaves no report, which `ckptcompat report` shows as a
+    # crashed cell, instead of the last run's passing one.
+    previous = report.with_name(report.name + ".previous")
+    if report.is_file():
+        os.replace(report, previous)
     failed = ""
     started = time.monotonic()
     try:
@@ -290,7 +296,10 @@ def _run_phase(session: nox.Session, cell: Cell, phase: str, base: list[str], re
     except CommandFailed as exc:
         ran, failed = True, exc.reason or "pytest failed"
     if ran is None:  # `nox --install-only`: pytest did not run, the last report stays
+        if previous.is_file():
+            os.replace(previous, report)
         return
+    previous.unlink(missing_ok=True)
     problem = ""
     try:
         doc: dict[str, Any] = json.loads(partial.read_text(encoding="utf-8"))

@@ -62,6 +62,7 @@ ckpt_compat_safe_globals = ["argparse.Namespace"]
 
 # OLD_CODE=1: the code of an earlier release also saved a datetime.date (blocked
 # everywhere). BREAK_WRITE=1: the test module cannot be imported in the write phase.
+# HANG_READ=<file>: the read phase writes <file> and hangs (the test kills it).
 TESTS = """import argparse
 import datetime
 import os
@@ -69,6 +70,10 @@ import sys
 
 if os.environ.get("BREAK_WRITE") and "--ckpt-compat-update" in sys.argv:
     raise RuntimeError("the write phase is broken on purpose")
+if os.environ.get("HANG_READ") and "--ckpt-compat-update" not in sys.argv:
+    import pathlib, time
+    pathlib.Path(os.environ["HANG_READ"]).write_text("reading")
+    time.sleep(600)  # until the test kills the whole nox run
 
 
 def test_state(ckpt_compat):
@@ -220,3 +225,43 @@ def test_a_crashed_write_phase_fails_the_run_and_marks_the_golden_stale(project)
     assert proc.returncode != 0
     assert "no baseline from a matrix with a crashed cell" in proc.stdout + proc.stderr
     assert baseline.read_text() == before
+
+
+def test_a_cell_killed_while_reading_leaves_no_report_to_pass_for_it(project, tmp_path):
+    """Killed mid-phase (Ctrl-C, a CI timeout), a cell must not keep its last run's report."""
+    import signal
+    import time
+
+    report = project / "matrix" / "cells" / f"{TAG}.json"
+    proc = _nox(project)  # a whole run: every phase's report is there
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert report.is_file()
+    sentinel = tmp_path / "reading"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CKPTCOMPAT"))}
+    clean.setdefault("PIP_FIND_LINKS", "/opt/wheels")
+    cell = subprocess.Popen(
+        [sys.executable, "-m", "nox", "-s", TAG, "--", "read"],
+        cwd=project,
+        env={**clean, "HANG_READ": str(sentinel)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not sentinel.exists():
+            assert cell.poll() is None, "the cell finished before it was killed"
+            assert time.monotonic() < deadline, "the read phase never started"
+            time.sleep(0.2)
+        assert not report.exists()  # set aside while the phase runs
+    finally:
+        os.killpg(cell.pid, signal.SIGKILL)
+        cell.wait(timeout=60)
+    assert not report.exists()
+
+    proc = _nox(project, "-s", "report")
+    doc = json.loads((project / "matrix" / "report" / "matrix.json").read_text())
+    (entry,) = doc["cells"]
+    assert entry["status"] == "crashed", entry
+    assert entry["phases"]["read"]["status"] == "crashed", entry
+    assert entry["phases"]["write"]["status"] == "ok", entry

@@ -16,6 +16,7 @@ from .outcomes import (
     Compare,
     Record,
     devices_note,
+    for_load_here,
     load_here,
     load_outcome,
     safetensors_outcome,
@@ -548,7 +549,7 @@ def _verdict(data: bytes, rules: TorchRules, allowlist: Allowlist) -> Verdict:
     scan = scan_bytes(data, rules, allowlist)
     if scan.verdict is None:  # torch.save wrote something the scanner cannot read: say so
         return Verdict((), (Obstacle("format", scan.error or "unreadable"),))
-    return scan.verdict
+    return for_load_here(scan.verdict)
 
 
 def _parse_marker(marker: pytest.Mark | None) -> tuple[list[str], list[str]]:

@@ -256,7 +256,7 @@ def _storage_id(storage_get: bytes) -> bytes:
         rb"\((?:X\x07\x00\x00\x00storage(q.|r....)?|" + get + b")"
         rb"(?:c([^\n]{1,256})\n([^\n]{1,256})\n(q.|r....)?|(h.|j....))"
         rb"(?:(" + string + rb")(q.|r....)?|(h.|j....))"
-        rb"(?:" + string + _P + rb"|h.|j....)"
+        rb"(?:(" + string + rb")(q.|r....)?|(h.|j....))"
         rb"(" + _INT + rb")t" + _P + rb"Q"
         rb"(?:(" + _INT + rb")" + _SHAPE + _SHAPE + rb")?"
     )
@@ -343,6 +343,10 @@ def analyze_fast(
     # (offset, shape, stride) as bytes -> as numbers: few distinct, however many tensors.
     geometry: dict[tuple[bytes, bytes, bytes], tuple[int, tuple[int, ...], tuple[int, ...]]] = {}
     ids = 0  # storage ids read
+    # The storages' locations: each literal (its bytes -> its PUT), and the GETs of
+    # memoized ones, resolved once the walk is done (a few distinct, however many ids).
+    places: dict[bytes, bytes | None] = {}
+    place_gets: set[bytes] = set()
     globals_ = facts.globals
     dtype_codes: list[str] = []  # the code of each `(code, False, True)`, in order
     code_in_memo = False
@@ -354,9 +358,13 @@ def analyze_fast(
         pos = found.end()  # type: ignore[union-attr]  # a possessive * always matches
         if found.lastindex is not None:  # type: ignore[union-attr]  # a storage id ended the run
             (
-                storage_put, module, attr, type_put, type_get,
-                key_raw, key_put, key_get, numel, offset, shape, stride,
+                storage_put, module, attr, type_put, type_get, key_raw, key_put, key_get,
+                place_raw, place_put, place_get, numel, offset, shape, stride,
             ) = found.groups()  # type: ignore[union-attr]  # fmt: skip
+            if place_raw is None:
+                place_gets.add(place_get)  # `cpu` is memoized by the first storage id
+            elif place_raw not in places:
+                places[place_raw] = place_put
             if module is not None:
                 at = found.start(2) - 1  # type: ignore[union-attr]
                 if (type_name := _add_global(globals_, module, attr, at)) is None:
@@ -436,6 +444,22 @@ def analyze_fast(
             return None
     if ids:
         facts.persistent_ids["storage"] += ids
+    for raw, stored in places.items():
+        try:
+            text = raw[5:].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        facts.locations.add(text)
+        if stored is not None:
+            memo[stored] = text
+    for get in place_gets:
+        found_place = memo.get(_PUT_OF[get[0]] + get[1:])
+        if found_place is None:
+            # Memoized outside any storage id (a "cpu" in the data before the first
+            # tensor): said as unread, not worth the exact machine's seconds.
+            facts.unread_storages += 1
+        else:
+            facts.locations.add(found_place)
     if "torch._utils._rebuild_tensor_v3" in globals_:
         # Its tensors count their untyped storage in bytes of a dtype given after the
         # geometry: the exact machine reads those (no torch.save writes them today).

@@ -212,6 +212,9 @@ class PickleFacts:
     # whose type, key or numel the walk could not read are counted in `unread_storages`.
     storages: dict[str, tuple[str, int]] = field(default_factory=dict)
     unread_storages: int = 0
+    # The device tags the storage ids name (`cpu`, `cuda:0`, ...): torch.load puts
+    # each storage there (`scan.storages.location_problems`).
+    locations: set[str] = field(default_factory=set)
     # Each tensor torch.save's rebuild functions make from a storage:
     # (storage key, offset, shape, stride, dtype of a `_rebuild_tensor_v3`, else None).
     tensors: list[TensorRef] = field(default_factory=list)
@@ -740,6 +743,8 @@ def note_storage(facts: PickleFacts, pid: object) -> str | None:
         return None
     if len(pid) == 5:
         kind, key, numel = pid[1], pid[2], pid[4]
+        if isinstance(pid[3], str):
+            facts.locations.add(pid[3])
         if isinstance(key, int) and not isinstance(key, bool):
             key = str(key)  # torch reads `f"data/{key}"`
         if (

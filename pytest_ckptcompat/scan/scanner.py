@@ -17,7 +17,7 @@ from .machine import PickleFacts, TypeResolver, analyze
 from .names import DYNAMIC_GLOBAL
 from .rules import TorchRules
 from .safetensors import Header
-from .storages import RecordProblem, extent_problems, record_problems
+from .storages import RecordProblem, extent_problems, location_problem, record_problems
 from .verdict import Obstacle, Requirement, Verdict
 
 
@@ -337,6 +337,12 @@ def _judge_records(
             obstacles.append(Obstacle("records", problem.message))
         elif problem.before:
             notes.append(problem.before)
+    # A torch build labelled +cpu has no device backend; a table release may be any build.
+    obstacle, note = location_problem(facts.locations, rules.version.endswith("+cpu"))
+    if obstacle:
+        obstacles.append(Obstacle("location", obstacle))
+    if note:
+        notes.append(note)
     unread = facts.unread_storages + facts.unread_tensors
     if unread:
         notes.append(

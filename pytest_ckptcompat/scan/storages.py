@@ -20,7 +20,7 @@ Checked against the real `torch.load` of torch 2.4.1, 2.5.1, 2.13 and 2.15
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter, le, mul
 from typing import Final, cast
@@ -184,6 +184,39 @@ def extent_problems(
     if not bad:
         return []
     return [RecordProblem(f"{_listed(bad)} (torch.load fails: set_ cannot rebuild it)")]
+
+
+#: The only locations torch restores on a machine with nothing but a CPU (exact
+#: tags: `cpu:0` and `CPU` fail). Measured on torch 2.13.0+cpu: `cuda`, `xpu`,
+#: `hpu`, `mtia` fail for want of the device, `mps` and `privateuse1` and any other
+#: tag for want of a backend that restores it.
+CPU_LOCATIONS: Final = frozenset({"cpu", "meta"})
+
+
+def location_problem(locations: Iterable[str], cpu_only: bool) -> tuple[str, str]:
+    """What the storages' locations mean for torch.load: (obstacle, note), either empty.
+
+    torch puts each storage on the device its id names (without `map_location`).
+    A CPU build of torch (`+cpu`) restores only `CPU_LOCATIONS`: anything else is
+    an obstacle. Any other build restores a device where the machine has it: a note.
+    """
+    others = sorted(set(locations) - CPU_LOCATIONS)
+    if not others:
+        return "", ""
+    shown = ", ".join(others[:SHOWN]) + (
+        f" and {len(others) - SHOWN} more" if len(others) > SHOWN else ""
+    )
+    if cpu_only:
+        return (
+            f"storages saved on {shown}: a CPU build of torch restores only cpu and meta "
+            'storages (torch.load fails; map_location="cpu" loads them)',
+            "",
+        )
+    return (
+        "",
+        f"storages saved on {shown}: torch.load puts them there, and fails on a machine "
+        'without that device or its backend; map_location="cpu" loads them anywhere',
+    )
 
 
 def _all_tensors_fit(

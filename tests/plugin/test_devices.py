@@ -137,3 +137,23 @@ def test_cuda_tensors_roundtrip_on_their_device(pytester):  # pragma: no cover -
     result.assert_outcomes(passed=2)
     result = pytester.runpytest("-p", "no:cacheprovider", "--ckpt-compat")
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: nothing is mapped")
+def test_the_scan_names_the_device_the_plugins_own_loads_do_not_need(rules_here):
+    """The scan says what a plain torch.load does with a GPU checkpoint; the plugin maps it."""
+    from pytest_ckptcompat.outcomes import for_load_here
+    from pytest_ckptcompat.scan.scanner import scan_bytes
+
+    data = saved_on_cuda({"w": torch.arange(4.0)})
+    scan = scan_bytes(data, rules_here)
+    located = [o for o in scan.verdict.obstacles if o.code == "location"]
+    notes = [n for n in scan.notes if n.startswith("storages saved on cuda:0")]
+    if rules_here.version.endswith("+cpu"):  # a CPU build: torch.load fails here
+        assert located
+        assert not scan.loadable
+    else:  # a CUDA build: it depends on the machine, which the scan does not probe
+        assert notes
+    assert for_load_here(scan.verdict).loadable
+    ok = load_outcome(data, {"w": torch.arange(4.0)}, rules=rules_here, allowlist=Allowlist())
+    assert ok.outcome == "ok"

@@ -214,3 +214,63 @@ def test_torch_2_5_agrees_with_its_scan_and_with_the_prediction(request, old_pyt
     assert scanned == real
     predicted = {p: predict_file(p, ["2.5.1"]).scans["2.5.1"].loadable for p in paths}
     assert predicted == real
+
+
+# --- where torch puts the storages ---------------------------------------------------
+
+LOCATIONS = {
+    "cpu": True,
+    "meta": True,
+    "cuda:0": False,
+    "mps": False,
+    "xpu": False,
+    "cpu:0": False,  # torch's cpu tag is exactly "cpu"
+    "somewhere": False,
+}
+
+
+def _located(root: Path, many: int) -> dict[str, Path]:
+    """A real archive whose storages all name `location` (the first id's string, memoized)."""
+    buf = io.BytesIO()
+    torch.save(_objects(many), buf)
+    root.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for location in LOCATIONS:
+        raw = location.encode()
+
+        def edit(name: str, data: bytes, raw: bytes = raw) -> tuple[bytes, int]:
+            if name.endswith("/data.pkl"):
+                literal = b"X\x03\x00\x00\x00cpu"
+                assert data.count(literal) == 1  # every later id GETs it from the memo
+                data = data.replace(literal, b"X" + len(raw).to_bytes(4, "little") + raw)
+            return data, STORED
+
+        out[location] = root / f"{location.replace(':', '_')}.pt"
+        out[location].write_bytes(_rewrite(buf.getvalue(), edit))
+    return out
+
+
+@pytest.mark.parametrize("many", [0, 12_000])
+def test_a_cpu_build_refuses_every_location_but_cpu_and_meta(tmp_path, rules, many):
+    if not rules.version.endswith("+cpu"):
+        pytest.skip(f"needs a CPU build of torch (this is {rules.version})")
+    for location, path in _located(tmp_path, many).items():
+        real = _loads(path)
+        assert real == LOCATIONS[location], location  # measured on torch 2.13.0+cpu
+        scan = scan_file(path, rules)
+        assert scan.loadable == real, (location, scan.reasons())
+        if not real:
+            assert f"storages saved on {location}: a CPU build of torch" in " ".join(scan.reasons())
+
+
+def test_another_build_is_told_what_the_location_needs(tmp_path):
+    files = _located(tmp_path, 0)
+    prediction = predict_file(files["cuda:0"], ["2.5.1"]).scans["2.5.1"]
+    assert prediction.loadable  # a CUDA build on a machine with a GPU loads it
+    assert any(
+        n.startswith("storages saved on cuda:0: torch.load puts them there")
+        for n in prediction.notes
+    )
+    assert not [
+        n for n in predict_file(files["meta"], ["2.5.1"]).scans["2.5.1"].notes if "saved on" in n
+    ]

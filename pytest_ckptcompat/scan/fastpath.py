@@ -21,8 +21,10 @@ numel)` then BINPERSID, and one match reads it with the tensor geometry that
 follows it (offset, shape, stride): Python records the storage's key, type and
 numel and the tensor's place in it, which `scan.storages` checks against the
 archive's records, as the exact machine's facts are. A storage id the match
-cannot read (a key from a memo entry no storage id stored, a protocol-4 MEMOIZE)
-sends the pickle to the exact machine: no BINPERSID is ever passed over unread.
+cannot read (a key or location from a memo entry no storage id stored, a
+protocol-4 MEMOIZE) sends the pickle to the exact machine: no BINPERSID is ever
+passed over unread. Tensors of `_rebuild_tensor_v3` (its dtype comes after the
+geometry) are counted unread, and the scan says so in a note.
 
 The rest of the pickle's structure is trusted rather than checked, as CPython's
 pickler writes it: that APPEND/SETITEM/BUILD target lists, dicts and the
@@ -455,11 +457,8 @@ def analyze_fast(
     for get in place_gets:
         found_place = memo.get(_PUT_OF[get[0]] + get[1:])
         if found_place is None:
-            # Memoized outside any storage id (a "cpu" in the data before the first
-            # tensor): said as unread, not worth the exact machine's seconds.
-            facts.unread_storages += 1
-        else:
-            facts.locations.add(found_place)
+            return None  # memoized outside any storage id (a "cpu" key): the machine reads it
+        facts.locations.add(found_place)
     if "torch._utils._rebuild_tensor_v3" in globals_:
         # Its tensors count their untyped storage in bytes of a dtype given after the
         # geometry: the exact machine reads those (no torch.save writes them today).

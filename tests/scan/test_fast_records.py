@@ -81,3 +81,10 @@ def test_fast_facts_are_the_machines(rules, name):
     assert fast.builds == exact.builds
     assert fast.end == exact.end
     assert rules.judge(fast) == rules.judge(exact)
+    # What the record checks read: every storage (the first id of each key), every
+    # tensor's place in its storage, every location, in the same order.
+    assert fast.storages == exact.storages
+    assert fast.tensors == exact.tensors
+    assert fast.locations == exact.locations
+    assert fast.locations <= {"cpu"}
+    assert fast.unread_storages == exact.unread_storages == 0

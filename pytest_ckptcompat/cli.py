@@ -336,11 +336,6 @@ def _main(argv: Sequence[str] | None) -> int:
     except CkptCompatError as exc:
         print(f"ckptcompat: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:
-        # `ckptcompat show big.pt | head`: the reader left; no traceback, and none at exit
-        # when Python flushes stdout again (the way the Python docs advise).
-        _silence_stdout()
-        return EXIT_OK
     raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
 
 
@@ -527,8 +522,10 @@ def _show(args: argparse.Namespace) -> int:
             errors.append(str(exc))
             records.append(error_json(str(path), str(exc)))
             continue
-        records.append(show_json(shown))
-        texts.append(show_text(shown))
+        if args.json:  # one rendering: the other costs a second pass over big files
+            records.append(show_json(shown))
+        else:
+            texts.append(show_text(shown))
     if args.json:
         print(json.dumps({"schema": schemas.SHOW, "files": records}, indent=2))
     else:

@@ -137,11 +137,6 @@ def safetensors_outcome(data: bytes, expected: object, compare: Compare = "equal
     return LoadResult("mismatch" if problem else "ok", problem)
 
 
-def weights_only_load(data: bytes, allowlist: Allowlist) -> Any:
-    """`torch.load(weights_only=True)` of `torch.save` bytes, with `allowlist` registered."""
-    return load_here(data, allowlist)[0]
-
-
 def for_load_here(verdict: Verdict) -> Verdict:
     """The scan's verdict for `load_here`: where the storages were saved is no obstacle.
 

@@ -26,9 +26,9 @@ tests/test_project_config.py checks this module against pytest's own
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
 
@@ -50,7 +50,11 @@ class Section(dict[str, object]):
         self.path = path
 
 
+@functools.cache
 def _pytest_version() -> tuple[int, ...]:
+    # Imported here: importlib.metadata costs `ckptcompat scan` ~15 ms at start-up.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         text = version("pytest")
     except PackageNotFoundError:  # pragma: no cover - pytest is a dependency

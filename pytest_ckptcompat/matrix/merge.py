@@ -488,11 +488,6 @@ def _fix_check_summary(
     return {"snippet": code, "sha256": sha, "readers": verdicts, "failures": failures}
 
 
-def _failed_unrelated(test: MatrixTest) -> bool:
-    """A test that failed for a reason other than a compatibility finding."""
-    return test_state(test["outcome"], test["finding"]) in TEST_FAILURES
-
-
 def _fix_should_load(row: MatrixOutcome, covered: set[str]) -> bool:
     """Whether a load must succeed once the snippet is applied: its names are all in it."""
     if row["outcome"] in LOADED:

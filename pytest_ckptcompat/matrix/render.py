@@ -863,9 +863,12 @@ class _Suite:
     def case(self, classname: str, name: str, time: object, file: str = "") -> ET.Element:
         parent = self.element
         if file:
-            parent = self.files.get(file) or self.files.setdefault(
-                file, ET.SubElement(self.element, "testsuite", name=file, file=file)
-            )
+            found = self.files.get(file)
+            if found is None:  # an Element's truth is its child count (deprecated): ask for None
+                found = self.files[file] = ET.SubElement(
+                    self.element, "testsuite", name=file, file=file
+                )
+            parent = found
         return ET.SubElement(
             parent, "testcase", classname=classname, name=name, time=_seconds(time)
         )

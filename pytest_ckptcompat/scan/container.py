@@ -34,7 +34,7 @@ import mmap
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -86,6 +86,17 @@ class PickleBlob:
     # A member that may or may not be a pickle (a nested `inner.pt` holding a
     # raw pickle, or just data): a parse error means "not a pickle", not "corrupt".
     optional: bool = False
+
+    def appended(self, end: int) -> PickleBlob:
+        """The bytes after this pickle's STOP at `end`, to be walked as a pickle of their own.
+
+        torch.load reads one pickle and ignores what follows; `pickle.load`
+        called again on the same file reads the next. So whatever follows a STOP
+        is walked like another member (optional: bytes that are no pickle are
+        data nobody unpickles), and each appended pickle leads to the next.
+        """
+        base = self.member.split(" (appended", 1)[0]
+        return PickleBlob(f"{base} (appended at byte {end})", self.data, start=end, optional=True)
 
 
 @dataclass
@@ -272,12 +283,34 @@ def _open_zip(shown: str, data: Buffer) -> Checkpoint:
     return ckpt
 
 
-#: The small records torch.load reads when they are there, from the release given.
-_READ_WHEN_PRESENT: Final = (
-    (b"byteorder", releases.BYTEORDER_CHECKED),
-    (b".data/serialization_id", releases.SERIALIZATION_ID_READ),
-    (b".format_version", releases.STORAGE_LAYOUT_READ),
-    (b".storage_alignment", releases.STORAGE_LAYOUT_READ),
+def _byteorder_problem(shown: str, content: bytes | None) -> str | None:
+    if content in (b"little", b"big"):
+        return None
+    held = "unreadable" if content is None else f"holds {content[:20]!r}"
+    return (
+        f"{shown} {held}, neither little nor big: torch >= 2.1 refuses the archive "
+        "(Unknown endianness type)"
+    )
+
+
+def _alignment_problem(shown: str, content: bytes | None) -> str | None:
+    try:
+        int(content if content is not None else b"")  # what torch calls on it
+    except ValueError:
+        held = "unreadable" if content is None else f"holds {content[:20]!r}"
+        return f"{shown} {held}, not an integer: torch >= 2.7 refuses the archive"
+    return None
+
+
+#: The small records torch.load reads when they are there: from which release, and
+#: what it refuses in their content (None: it reads any content).
+_READ_WHEN_PRESENT: Final[
+    tuple[tuple[bytes, Release, Callable[[str, bytes | None], str | None] | None], ...]
+] = (
+    (b"byteorder", releases.BYTEORDER_CHECKED, _byteorder_problem),
+    (b".data/serialization_id", releases.SERIALIZATION_ID_READ, None),
+    (b".format_version", releases.STORAGE_LAYOUT_READ, None),
+    (b".storage_alignment", releases.STORAGE_LAYOUT_READ, _alignment_problem),
 )
 
 
@@ -289,41 +322,25 @@ def _check_read_records(archive: ZipArchive, layout: ZipLayout, ckpt: Checkpoint
     reads it; torch >= 2.1 refuses a `byteorder` that is neither little nor big,
     torch >= 2.7 a `.storage_alignment` that is no integer (`int(record)`).
     """
-    for name, since in _READ_WHEN_PRESENT:
+    for name, since, content_problem in _READ_WHEN_PRESENT:
         entry = archive.locate(layout.prefix + b"/" + name)
         if entry is None:
             continue
-        problem: str | None
+        problem: str | None = None
         if entry.method not in TORCH_METHODS:
             problem = (
                 f"{entry.name}: compression method {entry.method}; torch >= "
                 f"{since[0]}.{since[1]} reads this record, and only stored and deflated ones"
             )
-        else:
+        elif content_problem is not None:
             try:
                 content: bytes | None = archive.read(entry, limit=1 << 20)
             except ZipError:
                 content = None
-            problem = _record_content_problem(entry.name, name, content)
+            problem = content_problem(entry.name, content)
         if problem:
             ckpt.problems.append(problem)
             ckpt.since[problem] = since
-
-
-def _record_content_problem(shown: str, name: bytes, content: bytes | None) -> str | None:
-    """Why torch refuses the content of a `_READ_WHEN_PRESENT` record (None: it does not)."""
-    held = "unreadable" if content is None else f"holds {content[:20]!r}"
-    if name == b"byteorder" and content not in (b"little", b"big"):
-        return (
-            f"{shown} {held}, neither little nor big: torch >= 2.1 refuses the archive "
-            "(Unknown endianness type)"
-        )
-    if name == b".storage_alignment":
-        try:
-            int(content if content is not None else b"")
-        except ValueError:
-            return f"{shown} {held}, not an integer: torch >= 2.7 refuses the archive"
-    return None
 
 
 def _zip_format(archive: ZipArchive, layout: ZipLayout) -> Format:

@@ -33,6 +33,11 @@ DTYPE_ALIASES: Final[dict[str, str]] = {
 }  # fmt: skip
 
 
+def storage_dtype(type_name: str) -> str | None:
+    """`float32` for the storage class `torch.FloatStorage` (any module prefix); None if unknown."""
+    return STORAGE_DTYPES.get(type_name.rpartition(".")[2])
+
+
 def dtype_itemsize(dtype: str | None) -> int | None:
     """Bytes per element of a torch dtype's name, None when unknown."""
     return ITEMSIZE.get(dtype) if dtype else None

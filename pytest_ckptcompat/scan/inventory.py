@@ -17,17 +17,16 @@ entry that names the path where it was first shown.
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
 from ..errors import PickleFormatError, UnreadableCheckpointError
-from .container import Checkpoint, PickleBlob, checkpoint_from_bytes, open_checkpoint
+from .container import Checkpoint, open_checkpoint
 from .danger import is_dangerous_global, why_dangerous
 from .machine import STRIDED_REBUILDERS
-from .names import DYNAMIC_GLOBAL
+from .names import all_importable
 from .safetensors import Header
 from .storages import extent_problems, record_problems
 from .structure import (
@@ -52,10 +51,9 @@ from .structure import (
 
 #: Formats whose main pickle `torch.load` reads (and so whose tree `show` shows).
 _TREE_FORMATS: Final = frozenset({"torch-zip", "torch-legacy", "pickle", "torchscript", "npy"})
+
+
 # A name `pickle` could import (the scanner's rule for members that may not be pickles).
-_IMPORTABLE: Final = re.compile(r"^[A-Za-z_][\w.]*$")
-
-
 @dataclass(frozen=True)
 class GlobalUse:
     """A global named anywhere in the file: how often, and whether it can run code."""
@@ -108,11 +106,6 @@ def open_inventory(path: str | os.PathLike[str]) -> Inventory:
     return inventory_of(open_checkpoint(path))
 
 
-def inventory_from_bytes(data: bytes, shown: str = "<bytes>") -> Inventory:
-    """`open_inventory` for bytes held in memory."""
-    return inventory_of(checkpoint_from_bytes(data, shown))
-
-
 def inventory_of(ckpt: Checkpoint) -> Inventory:
     """Walk an opened checkpoint's pickles into its inventory."""
     inv = Inventory(ckpt.path, ckpt.format, header=ckpt.header, problems=list(ckpt.problems))
@@ -145,7 +138,7 @@ def inventory_of(ckpt: Checkpoint) -> Inventory:
         if blob.main and main_tree is None:
             main_tree = tree
         if tree.end < len(blob.data) and ckpt.format != "torch-legacy":
-            queue.append(_appended(blob, tree.end))
+            queue.append(blob.appended(tree.end))
     inv.globals = [
         GlobalUse(module, attr, count, _why(module, attr))
         for (module, attr), count in sorted(counts.items())
@@ -192,22 +185,11 @@ def _why(module: str, attr: str) -> str:
 
 
 def _plausible(tree: Tree) -> bool:
-    # As the scanner's rule: every global importable (text that parses as a
-    # protocol 0 pickle yields "globals" like `lass Linear(Module):`).
-    return all(
-        module in (DYNAMIC_GLOBAL, "copyreg.extension")
-        or (_IMPORTABLE.match(module) and _IMPORTABLE.match(attr))
-        for module, attr in tree.globals
-    )
+    return all_importable(tree.globals)
 
 
 def _names_danger(tree: Tree) -> bool:
     return any(is_dangerous_global(module, attr) for module, attr in tree.globals)
-
-
-def _appended(blob: PickleBlob, end: int) -> PickleBlob:
-    base = blob.member.split(" (appended", 1)[0]
-    return PickleBlob(f"{base} (appended at byte {end})", blob.data, start=end, optional=True)
 
 
 def _record_problems(ckpt: Checkpoint, tree: Tree) -> list[str]:

@@ -213,7 +213,7 @@ class PickleFacts:
     storages: dict[str, tuple[str, int]] = field(default_factory=dict)
     unread_storages: int = 0
     # The device tags the storage ids name (`cpu`, `cuda:0`, ...): torch.load puts
-    # each storage there (`scan.storages.location_problems`).
+    # each storage there (`scan.storages.location_problem`).
     locations: set[str] = field(default_factory=set)
     # Each tensor torch.save's rebuild functions make from a storage:
     # (storage key, offset, shape, stride, dtype of a `_rebuild_tensor_v3`, else None).
@@ -745,14 +745,9 @@ def note_storage(facts: PickleFacts, pid: object) -> str | None:
         kind, key, numel = pid[1], pid[2], pid[4]
         if isinstance(pid[3], str):
             facts.locations.add(pid[3])
-        if isinstance(key, int) and not isinstance(key, bool):
+        if _is_int(key):
             key = str(key)  # torch reads `f"data/{key}"`
-        if (
-            isinstance(kind, Global)
-            and isinstance(key, str)
-            and isinstance(numel, int)
-            and not isinstance(numel, bool)
-        ):
+        if isinstance(kind, Global) and isinstance(key, str) and _is_int(numel):
             facts.storages.setdefault(key, (kind.name, numel))
             return key
     facts.unread_storages += 1

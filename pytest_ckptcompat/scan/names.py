@@ -14,11 +14,28 @@ from __future__ import annotations
 
 import _compat_pickle
 import re
+from collections.abc import Iterable
 from typing import Final
 
 #: The module of a global whose name the pickle computes at load time (STACK_GLOBAL
 #: of values that are not string constants): it can name anything.
 DYNAMIC_GLOBAL: Final = "<computed at load time>"
+_IMPORTABLE: Final = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def all_importable(names: Iterable[tuple[str, str]]) -> bool:
+    """Whether every `(module, attr)` could name an importable object.
+
+    A member that only might be a pickle reads like one only then: text that
+    parses as a protocol 0 pickle yields "globals" like `lass Linear(Module):`.
+    """
+    return all(
+        module in (DYNAMIC_GLOBAL, "copyreg.extension")
+        or (_IMPORTABLE.match(module) and _IMPORTABLE.match(attr))
+        for module, attr in names
+    )
+
+
 NUMPY_1_CORE: Final = "numpy.core."
 NUMPY_2_CORE: Final = "numpy._core."
 _NUMPY_CORE = re.compile(r"^numpy\.(_?)core\.(.+)$")

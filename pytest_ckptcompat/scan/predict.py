@@ -13,11 +13,9 @@ imports torch or numpy.
   opened once and each pickle walked once (`scanner.scan_for`), as a
   `Prediction`: the `FileScan` of each release, exactly what a scan under
   that torch (and numpy) would say.
-- For reports: `Prediction.verdict(version)` (`schemas.PredictedVerdict`),
-  `Prediction.statuses(version)` (each name the file needs and its status,
-  the shape of a matrix cell's `globals`), and `Prediction.summary()`, one
-  line for people ("loads with weights_only on torch 2.6-2.15; blocked on
-  1.13-2.5 by builtins.set").
+- For reports: `Prediction.verdict(version)` (`schemas.PredictedVerdict`)
+  and `Prediction.summary()`, one line for people ("loads with weights_only
+  on torch 2.6-2.15; blocked on 1.13-2.5 by builtins.set").
 
 The version matrix can show predicted columns for the releases it did not
 install, in a job without torch, numpy or the project::
@@ -25,7 +23,7 @@ install, in a job without torch, numpy or the project::
     numpy = reader_numpy("1.25.2")
     allow = Allowlist.for_reader(ini_entries, numpy, imports=False)
     prediction = predict_file(golden, ["2.6.0", "2.7.1"], numpy=numpy, allowlist=allow)
-    prediction.verdict("2.6.0")["outcome"], prediction.statuses("2.6.0")
+    prediction.verdict("2.6.0")["outcome"]
 
 Where it did install a release, `verdict(...)["outcome"]` is what the cell's
 real load must have been (ok, or blocked/missing/error), so agreement can be
@@ -43,7 +41,6 @@ from typing import Final
 
 from ..errors import CkptCompatError
 from ..schemas import PredictedVerdict, PredictFile, ScanObstacle
-from ..vocab import Status
 from . import torch_table
 from .allowlist import Allowlist
 from .container import Checkpoint, checkpoint_from_bytes, open_checkpoint
@@ -198,17 +195,6 @@ class Prediction:
     def verdict(self, version: str) -> PredictedVerdict:
         """What release `version` does with the file (`files[].by_torch[version]`)."""
         return verdict_of(self.scans[version])
-
-    def statuses(self, version: str) -> list[tuple[str, Status]]:
-        """Each name the file needs under `version` and its status, in pickle order.
-
-        Names are as that torch looks them up (after its python-2 mapping), the
-        way a matrix cell records `globals`.
-        """
-        scan = self.scans[version]
-        if scan.verdict is None:
-            return []
-        return [(r.lookup, r.status) for r in scan.verdict.requirements]
 
     def to_json(self) -> PredictFile:
         """The `files[]` record of `ckptcompat.predict/1`."""

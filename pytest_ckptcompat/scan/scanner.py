@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -14,7 +13,7 @@ from .allowlist import Allowlist
 from .container import Checkpoint, PickleBlob, checkpoint_from_bytes, open_checkpoint
 from .fastpath import analyze_fast
 from .machine import PickleFacts, TypeResolver, analyze
-from .names import DYNAMIC_GLOBAL
+from .names import all_importable
 from .rules import TorchRules
 from .safetensors import Header
 from .storages import RecordProblem, extent_problems, location_problem, record_problems
@@ -94,18 +93,13 @@ def _global_json(r: Requirement) -> ScanGlobal:
     return out
 
 
-def walk(blob: PickleBlob, rules: TorchRules, types: TypeResolver) -> PickleFacts:
-    """The facts of one pickle: the fast path when it applies, else the exact machine."""
-    return walk_for(blob, rules.supported_opcodes, types)
-
-
 def walk_for(
     blob: PickleBlob,
     supported: frozenset[int],
     types: TypeResolver,
     track: frozenset[int] = frozenset(),
 ) -> PickleFacts:
-    """`walk` for readers that together support the opcodes `supported`.
+    """The facts of one pickle for readers that together support the opcodes `supported`.
 
     The fast path consumes only opcodes in `supported` and records the first
     offset of each one in `track` (those some of the readers lack), so its
@@ -120,7 +114,7 @@ def walk_for(
     return facts
 
 
-#: How `_judge` walks a pickle (a cache of walks, when several torches judge one file).
+#: How `_judge` walks a pickle (`_Walks`: each pickle once, however many torches judge it).
 Walker = Callable[[PickleBlob], PickleFacts]
 
 
@@ -183,9 +177,7 @@ def scan_for(
         ckpt = opener()
     except UnreadableCheckpointError as exc:
         return [FileScan(shown, error=str(exc)) for _ in readers]
-    walker: Walker | None = None  # one reader: each pickle is walked once anyway
-    if len(readers) > 1:
-        walker = _Walks([r.supported_opcodes for r in readers], types)
+    walker = _Walks([r.supported_opcodes for r in readers], types)
     records: dict[int, list[RecordProblem]] = {}  # the same for every reader: found once
     out = []
     for rules in readers:
@@ -226,14 +218,9 @@ def _judge(
     rules: TorchRules,
     allowlist: Allowlist,
     types: TypeResolver,
-    walker: Walker | None = None,
-    records: dict[int, list[RecordProblem]] | None = None,
+    walker: Walker,
+    records: dict[int, list[RecordProblem]],
 ) -> FileScan:
-    if walker is None:
-
-        def walker(blob: PickleBlob) -> PickleFacts:
-            return walk(blob, rules, types)
-
     requirements: dict[str, Requirement] = {}
     obstacles: list[Obstacle] = [
         Obstacle("format", p)
@@ -282,7 +269,7 @@ def _judge(
         # matter for what they would run, not for loading.
         counts = (blob.main or ckpt.format == "torch-legacy") and not torchscript
         missing = {**allowlist.missing, **types.missing(facts)}
-        _add_requirements(requirements, facts, blob, counts, rules, allowlist, missing)
+        judged = _add_requirements(requirements, facts, blob, counts, rules, allowlist, missing)
         if malformed is not None:
             obstacles.append(
                 Obstacle(
@@ -291,11 +278,11 @@ def _judge(
                 )
             )
         elif counts:
-            obstacles.extend(rules.judge(facts, allowlist.keys, allowlist.types, missing).obstacles)
+            obstacles.extend(judged.obstacles)
             if blob.main and ckpt.format == "torch-zip":
                 _judge_records(ckpt, facts, rules, obstacles, notes, records)
         if malformed is None and blob.facts is None and facts.end < len(blob.data):
-            queue.append(_appended(blob, facts.end))
+            queue.append(blob.appended(facts.end))
     if torchscript:  # the archive's own TorchScript helpers, resolved by torch.jit.load
         requirements = {
             k: r for k, r in requirements.items() if not r.name.startswith(_TORCHSCRIPT_OWN)
@@ -322,12 +309,11 @@ def _judge_records(
     rules: TorchRules,
     obstacles: list[Obstacle],
     notes: list[str],
-    cache: dict[int, list[RecordProblem]] | None,
+    cache: dict[int, list[RecordProblem]],
 ) -> None:
     """The storage records and tensor geometry of the main pickle, judged for `rules`' torch."""
     if ckpt.archive is None or ckpt.layout is None:
         return
-    cache = {} if cache is None else cache
     if id(facts) not in cache:
         cache[id(facts)] = record_problems(
             ckpt.archive, ckpt.layout.prefix, facts.storages
@@ -392,7 +378,8 @@ def _add_requirements(
     rules: TorchRules,
     allowlist: Allowlist,
     missing: dict[str, str],
-) -> None:
+) -> Verdict:
+    """Merge the requirements of one pickle into `requirements`; its own verdict."""
     verdict = rules.judge(facts, allowlist.keys, allowlist.types, missing)
     for req in verdict.requirements:
         if not counts and not req.allowed:
@@ -409,33 +396,13 @@ def _add_requirements(
             requirements[req.name] = req
         else:
             requirements[req.name] = dataclasses.replace(prev, count=prev.count + req.count)
-
-
-# A name `pickle` could import: dotted identifiers (a text file parsed as a
-# protocol 0 pickle yields "globals" like `lass Linear(Module):`).
-_IMPORTABLE = re.compile(r"^[A-Za-z_][\w.]*$")
+    return verdict
 
 
 def _plausible(facts: PickleFacts) -> bool:
     """Whether a member that only might be a pickle reads like one: every global importable."""
-    return all(
-        ref.module in (DYNAMIC_GLOBAL, "copyreg.extension")
-        or (_IMPORTABLE.match(ref.module) and _IMPORTABLE.match(ref.attr))
-        for ref in facts.globals.values()
-    )
+    return all_importable((ref.module, ref.attr) for ref in facts.globals.values())
 
 
 def _names_danger(facts: PickleFacts, rules: TorchRules) -> bool:
     return rules.judge(facts).dangerous
-
-
-def _appended(blob: PickleBlob, end: int) -> PickleBlob:
-    """The bytes after `blob`'s STOP, to be walked as a pickle of their own.
-
-    torch.load reads one pickle and ignores what follows; `pickle.load`
-    called again on the same file reads the next. So whatever follows a STOP
-    is walked like another member (optional: bytes that are no pickle are
-    data nobody unpickles), and each appended pickle leads to the next.
-    """
-    base = blob.member.split(" (appended", 1)[0]
-    return PickleBlob(f"{base} (appended at byte {end})", blob.data, start=end, optional=True)

@@ -26,9 +26,9 @@ from operator import itemgetter, le, mul
 from typing import Final, cast
 
 from . import releases
-from .dtypes import STORAGE_DTYPES, dtype_itemsize, torch_dtype_name
+from .dtypes import dtype_itemsize, storage_dtype, torch_dtype_name
 from .releases import Release
-from .ziparchive import TORCH_METHODS, ZipArchive, ZipEntry
+from .ziparchive import TORCH_METHODS, ZipArchive
 
 #: How many problems of one kind are spelled out; the rest are counted.
 SHOWN: Final = 3
@@ -48,7 +48,7 @@ class RecordProblem:
 
 def storage_itemsize(type_name: str) -> int | None:
     """Bytes per element of a storage class (`torch.FloatStorage`: 4); None when unknown."""
-    return dtype_itemsize(STORAGE_DTYPES.get(type_name.rpartition(".")[2]))
+    return dtype_itemsize(storage_dtype(type_name))
 
 
 def tensor_extent(
@@ -75,20 +75,17 @@ def record_problems(
     """What is wrong with the `data/<key>` records of `storages` (key -> (type, numel))."""
     if not storages or _all_records_fine(archive, prefix + b"/data/", storages):
         return []
-    found = _records(archive, prefix + b"/data/")
+    index = archive.name_index()
     shown = prefix.decode("utf-8", "replace") + "/data/"
     missing: list[str] = []
     unreadable: list[str] = []
     short: list[str] = []
     long: list[str] = []
     for key, (type_name, numel) in storages.items():
-        raw = key.encode("utf-8", "surrogatepass")
-        if raw.lower() not in found:  # miniz ignores the case of ASCII letters, as bytes.lower
-            missing.append(key)
-            continue
-        # Several entries of that name: the one miniz's binary search finds.
-        entry = found[raw.lower()] or archive.locate(prefix + b"/data/" + raw)
-        if entry is None:  # pragma: no cover - the entries above exist
+        name = prefix + b"/data/" + key.encode("utf-8", "surrogatepass")
+        at = index.get(name.lower())  # miniz ignores the case of ASCII letters, as bytes.lower
+        entry = None if at is None else archive.entries[at]
+        if entry is None:
             missing.append(key)
             continue
         if entry.method not in TORCH_METHODS:
@@ -257,7 +254,7 @@ def _all_records_fine(
     index = archive.name_index()
     types = set(map(itemgetter(0), storages.values()))
     sizes_of = {t: storage_itemsize(t) for t in types}
-    if index is None or None in sizes_of.values():
+    if None in sizes_of.values():
         return False
     try:  # a key that is no UTF-8 (a lone surrogate) is left to the loop
         names = list(map(folder.lower().__add__, map(bytes.lower, map(str.encode, storages))))
@@ -274,22 +271,6 @@ def _all_records_fine(
         mul, map(itemgetter(1), values), map(sizes_of.__getitem__, map(itemgetter(0), values))
     )
     return list(want) == list(map(archive.column("size").__getitem__, positions))
-
-
-def _records(archive: ZipArchive, folder: bytes) -> dict[bytes, ZipEntry | None]:
-    """The entries under `folder`, by lowercased rest of the name (None: several share it).
-
-    One pass over the directory: a `locate` per storage would cost a pass each.
-    """
-    out: dict[bytes, ZipEntry | None] = {}
-    lower = folder.lower()
-    size = len(folder)
-    for entry in archive.entries:
-        raw = entry.raw
-        if raw[:size].lower() == lower:
-            rest = raw[size:].lower()
-            out[rest] = None if rest in out else entry
-    return out
 
 
 def _listed(items: list[str]) -> str:

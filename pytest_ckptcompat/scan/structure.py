@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..errors import PickleFormatError
-from .dtypes import STORAGE_DTYPES, dtype_itemsize, torch_dtype_name
+from .dtypes import dtype_itemsize, storage_dtype, torch_dtype_name
 from .machine import (
     ADDITEMS,
     APPEND,
@@ -106,6 +106,7 @@ from .machine import (
     SHORT_BINUNICODE,
     STACK_GLOBAL,
     STOP,
+    STRIDED_REBUILDERS,
     STRING,
     TUPLE,
     TUPLE1,
@@ -419,14 +420,6 @@ def numpy_scalar_value(dtype: object, raw: object) -> object:
 
 # --- the walk ----------------------------------------------------------------------------
 
-_TENSOR_REBUILD: Final = frozenset(
-    {"torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2",
-     "torch._utils._rebuild_tensor_v3", "torch._utils._rebuild_qtensor"}
-)  # fmt: skip
-_DEVICE_REBUILDS: Final = (
-    "_rebuild_device_tensor_from_numpy",
-    "_rebuild_device_tensor_from_cpu_tensor",
-)
 _MAPPING_TYPES: Final = frozenset(
     {"builtins.dict", "__builtin__.dict", "collections.OrderedDict", "collections.defaultdict",
      "collections.Counter"}
@@ -529,7 +522,7 @@ def _build_tree(data: bytes | mmap.mmap, start: int) -> Tree:
                 if found is not None:
                     return found
                 type_name = kind.name if isinstance(kind, GlobalName) else "?"
-                dtype = STORAGE_DTYPES.get(type_name.rpartition(".")[2], "?")
+                dtype = storage_dtype(type_name) or "?"
                 storage = Storage(
                     key,
                     type_name,
@@ -928,7 +921,7 @@ def _ints(value: object) -> tuple[int, ...] | None:
 
 def _torch_rebuild(name: str, a: tuple[object, ...]) -> object:
     fn = name.rpartition(".")[2]
-    if name in _TENSOR_REBUILD and len(a) >= 4:
+    if name in STRIDED_REBUILDERS and len(a) >= 4:
         t = Tensor(fn)
         storage = a[0]
         if isinstance(storage, Storage):

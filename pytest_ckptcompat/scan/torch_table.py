@@ -73,6 +73,7 @@ def _releases() -> dict[str, dict[str, Any]]:
     return releases
 
 
+@functools.cache
 def known_versions() -> tuple[str, ...]:
     """Releases whose rules are known (probed, or an alias of one), oldest first."""
     return tuple(

@@ -33,6 +33,7 @@ import struct
 import sys
 import zlib
 from array import array
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, overload
 
@@ -102,6 +103,7 @@ class ZipArchive:
         self.entries: Sequence[ZipEntry] = self._read_central_directory()
         self._sorted: list[int] | None = None
         self._names: _Names | None = None
+        self._index: dict[bytes, int] | None = None
 
     # --- the central directory ---------------------------------------------------
 
@@ -285,19 +287,26 @@ class ZipArchive:
         self._sorted = order
         return order
 
-    def name_index(self) -> dict[bytes, int] | None:
-        """Every lowercased name -> its entry's position, built in C; None when names repeat.
+    def name_index(self) -> dict[bytes, int]:
+        """Every lowercased name -> the position of the entry `locate` finds for it.
 
-        For many lookups at once (a storage record per tensor): with names
-        that repeat, miniz's binary search decides which one, so ask `locate`.
+        Built in C, once, for many lookups at once (a storage record per tensor).
+        A name several entries share maps to the one miniz's binary search finds.
         """
-        names = self.names()
-        if names is not None:
-            lines = names.lower.split(b"\n")[1::2]  # "\n" + name + "\n" per entry
-        else:
-            lines = [_lower(e.raw) for e in self.entries]
-        index = dict(zip(lines, range(len(lines)), strict=True))
-        return index if len(index) == len(self.entries) else None
+        if self._index is None:
+            names = self.names()
+            if names is not None:
+                lines = names.lower.split(b"\n")[1::2]  # "\n" + name + "\n" per entry
+            else:
+                lines = [_lower(e.raw) for e in self.entries]
+            index = dict(zip(lines, range(len(lines)), strict=True))
+            if len(index) != len(lines):
+                for name in [n for n, k in Counter(lines).items() if k > 1]:
+                    found = self.locate(name)
+                    assert found is not None  # pragma: no cover - the name is there
+                    index[name] = found.position
+            self._index = index
+        return self._index
 
     def column(self, field: str) -> Sequence[int]:
         """One directory field (`size`, `method`, ...) of every entry, by position."""

@@ -23,8 +23,9 @@ numel and the tensor's place in it, which `scan.storages` checks against the
 archive's records, as the exact machine's facts are. A storage id the match
 cannot read (a key or location from a memo entry no storage id stored, a
 protocol-4 MEMOIZE) sends the pickle to the exact machine: no BINPERSID is ever
-passed over unread. Tensors of `_rebuild_tensor_v3` (its dtype comes after the
-geometry) are counted unread, and the scan says so in a note.
+passed over unread. Tensors on an untyped storage (`_rebuild_tensor_v3`'s, for
+float8, uint16 and other new dtypes: their dtype comes after the geometry) are
+counted unread, and the scan says so in a note; the others are checked.
 
 The rest of the pickle's structure is trusted rather than checked, as CPython's
 pickler writes it: that APPEND/SETITEM/BUILD target lists, dicts and the
@@ -391,8 +392,10 @@ def analyze_fast(
                     count = numels[numel] = _int(numel)
                 storages[key] = (type_name, count)
             ids += 1
-            if offset is None:
-                facts.unread_tensors += 1  # a storage that no strided tensor record follows
+            if offset is None or type_name.endswith("UntypedStorage"):
+                # No strided tensor record follows, or `_rebuild_tensor_v3`'s (its storage is
+                # untyped, its dtype comes after the geometry): the scan says it is unread.
+                facts.unread_tensors += 1
             else:
                 where = (offset, shape, stride)
                 if (known := geometry.get(where)) is None:
@@ -459,11 +462,6 @@ def analyze_fast(
         if found_place is None:
             return None  # memoized outside any storage id (a "cpu" key): the machine reads it
         facts.locations.add(found_place)
-    if "torch._utils._rebuild_tensor_v3" in globals_:
-        # Its tensors count their untyped storage in bytes of a dtype given after the
-        # geometry: the exact machine reads those (no torch.save writes them today).
-        facts.unread_tensors += len(tensors)
-        tensors.clear()
     if "numpy.dtype" in globals_:
         # The dtype classes BUILD will check, read from the codes CPython writes.
         if code_in_memo or not dtype_codes or not plain_states:

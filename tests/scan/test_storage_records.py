@@ -274,3 +274,19 @@ def test_another_build_is_told_what_the_location_needs(tmp_path):
     assert not [
         n for n in predict_file(files["meta"], ["2.5.1"]).scans["2.5.1"].notes if "saved on" in n
     ]
+
+
+def test_a_float8_tensor_does_not_hide_the_others_on_the_fast_path(tmp_path, rules):
+    """One `_rebuild_tensor_v3` tensor (float8) in a big pickle: the v2 ones are still checked."""
+    buf = io.BytesIO()
+    objects = _objects(12_000)
+    objects["f8"] = torch.zeros(4, dtype=torch.float8_e4m3fn)
+    torch.save(objects, buf)
+    path = tmp_path / "f8.pt"
+    path.write_bytes(_rewrite(buf.getvalue(), _grow_first_tensor))
+    blob = next(b for b in open_checkpoint(path).pickles if b.main)
+    assert analyze_fast(blob.data, blob.start, supported=rules.supported_opcodes) is not None
+    assert not _loads(path)
+    scan = scan_file(path, rules)
+    assert not scan.loadable
+    assert any("needs 20 elements of storage 0" in r for r in scan.reasons()), scan.reasons()

@@ -517,6 +517,8 @@ def _build_tree(data: bytes | mmap.mmap, start: int) -> Tree:
     def persistent(pid: object) -> object:
         if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
             kind, key, location, numel = pid[1], pid[2], pid[3], pid[4]
+            if type(key) is int:
+                key = str(key)  # torch reads `f"data/{key}"`, as `machine.note_storage` keys it
             if isinstance(key, str) and isinstance(numel, int) and not isinstance(numel, bool):
                 found = storages.get(key)
                 if found is not None:
@@ -914,7 +916,9 @@ class NumpyScalar(Node):
 
 
 def _ints(value: object) -> tuple[int, ...] | None:
-    if isinstance(value, tuple) and all(type(v) is int and v >= 0 for v in value):
+    # Negative numbers are kept: a negative size or stride is what `set_` refuses,
+    # and the record checks (`scan.storages`) must see it to say so.
+    if isinstance(value, tuple) and all(type(v) is int for v in value):
         return value
     return None
 

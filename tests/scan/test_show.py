@@ -454,3 +454,43 @@ def test_a_closed_pipe_is_no_traceback(tmp_path):
     )
     assert proc.stdout.startswith(f"{path}: pickle")
     assert proc.stderr == ""
+
+
+def _edited(tmp_path, name, edit_pickle, drop=""):
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(4.0)}, buf)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if drop and item.filename.endswith(drop):
+                continue
+            if item.filename.endswith("/data.pkl"):
+                data = edit_pickle(data)
+            dst.writestr(item, data)
+    path = tmp_path / name
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def test_show_reads_storage_ids_as_the_scan_does(tmp_path):
+    """An integer storage key (torch reads data/0) and a negative stride: show's problems
+    are the scan's (`scan.storages`), whichever walk read the pickle."""
+    from pytest_ckptcompat.scan.scanner import scan_file
+    from pytest_ckptcompat.scan.torch_table import rules_for
+
+    int_key = _edited(
+        tmp_path, "intkey.pt", lambda d: d.replace(b"X\x01\x00\x00\x000", b"K\x00", 1), "/data/0"
+    )
+    negative = _edited(
+        tmp_path, "negstride.pt", lambda d: d.replace(b"K\x01\x85", b"J\xff\xff\xff\xff\x85", 1)
+    )
+    for path, fragment in (
+        (int_key, "storage 0: no archive/data/0 record in the archive"),
+        (negative, "stride [-1]"),
+    ):
+        with pytest.raises(Exception):  # noqa: B017, PT011 - torch refuses both, in its own words
+            torch.load(path, weights_only=True)
+        scan = scan_file(path, rules_for("2.13.0"))
+        assert any(fragment in r for r in scan.reasons()), scan.reasons()
+        assert any(fragment in p for p in _doc(path)["problems"]), _doc(path)["problems"]

@@ -133,10 +133,12 @@ def inventory_of(ckpt: Checkpoint) -> Inventory:
             continue
         if blob.optional and not _plausible(tree):
             continue
-        inv.pickles.append(blob.member)
         counts.update(tree.globals)
         if blob.main and main_tree is None:
             main_tree = tree
+            inv.pickles.insert(0, blob.member)  # main first, wherever the zip put it
+        else:
+            inv.pickles.append(blob.member)
         if tree.end < len(blob.data) and ckpt.format != "torch-legacy":
             queue.append(blob.appended(tree.end))
     inv.globals = [

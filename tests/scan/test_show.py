@@ -494,3 +494,23 @@ def test_show_reads_storage_ids_as_the_scan_does(tmp_path):
         scan = scan_file(path, rules_for("2.13.0"))
         assert any(fragment in r for r in scan.reasons()), scan.reasons()
         assert any(fragment in p for p in _doc(path)["problems"]), _doc(path)["problems"]
+
+
+def test_the_main_pickle_is_the_one_torch_reads_whatever_the_member_order(tmp_path):
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(out, "w") as dst:
+        folder = src.namelist()[0].split("/")[0]
+        dst.writestr(f"{folder}/aaa_extra.pkl", pickle.dumps({"x": 1}, protocol=2))
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+    path = tmp_path / "order.pt"
+    path.write_bytes(out.getvalue())
+    text = subprocess.run(
+        [sys.executable, "-m", "pytest_ckptcompat", "show", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"other pickles (torch.load does not read them): {folder}/aaa_extra.pkl" in text

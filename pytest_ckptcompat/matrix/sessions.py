@@ -184,6 +184,9 @@ def _cell_session(nox: Any, matrix: Matrix, cell: Cell) -> None:
 def _check_fix(session: nox.Session, matrix: Matrix, cell: Cell, root: Path) -> None:
     """Apply the report's allowlist in this cell and load every golden with plain torch."""
     snippet = root / snippet_path(matrix)
+    # An earlier run's check must not stand in for this one's (if check-fix fails to
+    # write one, the reader's fix is "not checked", which fails the run and the gate).
+    (root / fix_path(matrix, cell.tag)).unlink(missing_ok=True)
     if not snippet.is_file():
         session.error(f"no {snippet}: `nox -s report` writes it once some reader refuses a global")
     session.run(

@@ -265,3 +265,15 @@ def test_a_cell_killed_while_reading_leaves_no_report_to_pass_for_it(project, tm
     assert entry["status"] == "crashed", entry
     assert entry["phases"]["read"]["status"] == "crashed", entry
     assert entry["phases"]["write"]["status"] == "ok", entry
+
+
+def test_a_fix_check_that_fails_leaves_no_earlier_verdict_behind(project):
+    """check-fix failing (here: a snippet that does not run) must not keep an old "verified"."""
+    fix = project / "matrix" / "cells" / f"{TAG}.fix.json"
+    fix.parent.mkdir(parents=True, exist_ok=True)
+    fix.write_text(json.dumps({"schema": "ckptcompat.fixcheck/1", "stale": True}))
+    snippet = project / "matrix" / "report" / "safe_globals.py"
+    snippet.parent.mkdir(parents=True, exist_ok=True)
+    snippet.write_text("this is not python\n")
+    proc = _nox(project, "-s", TAG, "--", "fix")
+    assert not fix.exists(), (proc.stdout + proc.stderr)[-2000:]

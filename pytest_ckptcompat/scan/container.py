@@ -46,12 +46,13 @@ from .safetensors import Header, looks_like_safetensors, read_header
 from .ziparchive import (
     LOCAL_SIG,
     MAX_MEMBER_BYTES,
-    TORCH_METHODS,
+    TORCH_READABLE,
     Buffer,
     ZipArchive,
     ZipEntry,
     ZipError,
     decompress_file,
+    torch_refusal,
 )
 
 Format = Literal[
@@ -327,10 +328,10 @@ def _check_read_records(archive: ZipArchive, layout: ZipLayout, ckpt: Checkpoint
         if entry is None:
             continue
         problem: str | None = None
-        if entry.method not in TORCH_METHODS:
+        if why := torch_refusal(entry):
             problem = (
-                f"{entry.name}: compression method {entry.method}; torch >= "
-                f"{since[0]}.{since[1]} reads this record, and only stored and deflated ones"
+                f"{entry.name}: {why}; torch >= {since[0]}.{since[1]} reads this record, "
+                f"and {TORCH_READABLE}"
             )
         elif content_problem is not None:
             try:
@@ -434,12 +435,9 @@ def zip_layout(archive: ZipArchive) -> ZipLayout:
     if version is None:
         problems.append(f"no {_text(prefix)}/version record (torch refuses the archive)")
     for entry in (main, version):
-        if entry is not None and entry.method not in TORCH_METHODS:
-            problems.append(
-                f"{entry.name}: compression method {entry.method}; torch reads only stored "
-                "and deflated members"
-            )
-    if version is not None and version.method in TORCH_METHODS:
+        if entry is not None and (why := torch_refusal(entry)):
+            problems.append(f"{entry.name}: {why}; {TORCH_READABLE}")
+    if version is not None and not torch_refusal(version):
         try:
             problem = version_problem(version.name, _deciding_bytes(archive, version))
         except ZipError as exc:

@@ -28,7 +28,7 @@ from typing import Final, cast
 from . import releases
 from .dtypes import dtype_itemsize, storage_dtype, torch_dtype_name
 from .releases import Release
-from .ziparchive import TORCH_METHODS, ZipArchive
+from .ziparchive import ENCRYPTED, TORCH_METHODS, TORCH_READABLE, ZipArchive, torch_refusal
 
 #: How many problems of one kind are spelled out; the rest are counted.
 SHOWN: Final = 3
@@ -88,8 +88,8 @@ def record_problems(
         if entry is None:
             missing.append(key)
             continue
-        if entry.method not in TORCH_METHODS:
-            unreadable.append(f"{shown}{key} (compression method {entry.method})")
+        if why := torch_refusal(entry):
+            unreadable.append(f"{shown}{key} ({why})")
             continue
         itemsize = storage_itemsize(type_name)
         if itemsize is None or numel < 0:
@@ -111,12 +111,7 @@ def record_problems(
             )
         )
     if unreadable:
-        out.append(
-            RecordProblem(
-                f"{_listed(unreadable)}: torch reads only stored and deflated records "
-                "(torch.load fails)"
-            )
-        )
+        out.append(RecordProblem(f"{_listed(unreadable)}: {TORCH_READABLE} (torch.load fails)"))
     if short:
         out.append(
             RecordProblem(
@@ -265,6 +260,8 @@ def _all_records_fine(
         return False
     positions = cast(list[int], found)
     if not set(map(archive.column("method").__getitem__, positions)) <= TORCH_METHODS:
+        return False
+    if any(f & ENCRYPTED for f in set(map(archive.column("flags").__getitem__, positions))):
         return False
     values = storages.values()
     want = map(

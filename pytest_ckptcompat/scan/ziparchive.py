@@ -50,11 +50,15 @@ LOCAL_SIG: Final = b"PK\x03\x04"
 _CENTRAL_SIG, _EOCD_SIG = b"PK\x01\x02", b"PK\x05\x06"
 _EOCD64_SIG, _EOCD64_LOCATOR_SIG = b"PK\x06\x06", b"PK\x06\x07"
 _UTF8_NAME: Final = 0x800
-_ENCRYPTED: Final = 0x1 | 0x40  # traditional or strong encryption
+#: The general-purpose flags of an encrypted member (traditional or strong encryption).
+ENCRYPTED: Final = 0x1 | 0x40
 _MASKED_LOCAL_HEADER: Final = 0x2000  # miniz refuses the archive outright
 STORED, DEFLATED, BZIP2, LZMA = 0, 8, 12, 14
 #: What miniz, and so torch, can read.
 TORCH_METHODS: Final = frozenset({STORED, DEFLATED})
+#: What `torch_refusal` refuses, for the messages that name a refused member.
+TORCH_READABLE: Final = "torch reads only stored or deflated, unencrypted members"
+
 _MAX_COMMENT: Final = 0xFFFF
 _FULL32, _FULL16 = 0xFFFFFFFF, 0xFFFF
 # What a member may inflate to before it is refused on its header: the
@@ -87,6 +91,18 @@ class ZipEntry(NamedTuple):
     def is_dir(self) -> bool:
         """A folder entry (`name/`), which holds no data."""
         return self.raw.endswith(b"/")
+
+
+def torch_refusal(entry: ZipEntry) -> str | None:
+    """Why torch's reader (miniz) cannot read a member's data; None when it can.
+
+    One rule for every member torch reads: `"encrypted"`, or `"compression method 12"`.
+    """
+    if entry.flags & ENCRYPTED:
+        return "encrypted"
+    if entry.method not in TORCH_METHODS:
+        return f"compression method {entry.method}"
+    return None
 
 
 class ZipArchive:
@@ -336,7 +352,7 @@ class ZipArchive:
         bzip2 and LZMA members are read too, although torch cannot: what a
         pickle in one would run must still be reported.
         """
-        if entry.flags & _ENCRYPTED:
+        if entry.flags & ENCRYPTED:
             raise ZipError(f"{_show(entry.name)}: encrypted")
         if entry.size > limit:
             raise ZipError(
@@ -368,7 +384,7 @@ class ZipArchive:
 
     def window(self, entry: ZipEntry) -> tuple[Buffer, int, int] | None:
         """A stored member as `(data, start, size)`, to be read in place; None if compressed."""
-        if entry.method != STORED or entry.flags & _ENCRYPTED:
+        if entry.method != STORED or entry.flags & ENCRYPTED:
             return None
         begin, finish = self.data_span(entry)
         return self.data, begin, finish - begin
@@ -379,7 +395,7 @@ class ZipArchive:
             begin, finish = self.data_span(entry)
         except ZipError:
             return b""
-        if entry.flags & _ENCRYPTED:
+        if entry.flags & ENCRYPTED:
             return b""
         if entry.method == STORED:
             return bytes(self.data[begin : min(finish, begin + count)])

@@ -290,3 +290,27 @@ def test_a_float8_tensor_does_not_hide_the_others_on_the_fast_path(tmp_path, rul
     scan = scan_file(path, rules)
     assert not scan.loadable
     assert any("needs 20 elements of storage 0" in r for r in scan.reasons()), scan.reasons()
+
+
+@pytest.mark.parametrize("member", ["/data/0", "/.data/serialization_id", "/byteorder"])
+def test_an_encrypted_record_is_one_torch_cannot_read(tmp_path, rules, member):
+    """miniz refuses an encrypted member ("unsupported encryption"): the scan's one rule for
+    what torch can read (`ziparchive.torch_refusal`) says so for records of each kind."""
+    buf = io.BytesIO()
+    torch.save(_objects(0), buf)
+    data = bytearray(buf.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        (info,) = [i for i in zf.infolist() if i.filename.endswith(member)]
+    # The encryption flag (bit 0) in its local header and its central directory entry,
+    # on bytes left as they were (zipfile clears flags it writes itself).
+    data[info.header_offset + 6] |= 0x1
+    entry = data.index(b"PK\x01\x02")  # the first central directory entry
+    while data[entry + 46 : entry + 46 + len(info.filename)] != info.filename.encode():
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 8] |= 0x1
+    path = tmp_path / "encrypted.pt"
+    path.write_bytes(bytes(data))
+    assert not _loads(path)
+    scan = scan_file(path, rules)
+    assert not scan.loadable
+    assert any("encrypted" in r for r in scan.reasons()), scan.reasons()

@@ -741,10 +741,12 @@ def note_storage(facts: PickleFacts, pid: object) -> str | None:
     """
     if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
         return None
+    if len(pid) in (5, 6) and isinstance(pid[3], str):
+        # A zip's id has 5 fields, a legacy file's 6 (its view metadata last): the
+        # location is the 4th of both.
+        facts.locations.add(pid[3])
     if len(pid) == 5:
         kind, key, numel = pid[1], pid[2], pid[4]
-        if isinstance(pid[3], str):
-            facts.locations.add(pid[3])
         if _is_int(key):
             key = str(key)  # torch reads `f"data/{key}"`
         if isinstance(kind, Global) and isinstance(key, str) and _is_int(numel):

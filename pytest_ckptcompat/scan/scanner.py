@@ -281,6 +281,13 @@ def _judge(
             obstacles.extend(judged.obstacles)
             if blob.main and ckpt.format == "torch-zip":
                 _judge_records(ckpt, facts, rules, obstacles, notes, records)
+            # Where torch puts the storages: a zip's main pickle, a legacy file's pickles.
+            # A torch build labelled +cpu has no device backend; a table release may be any.
+            obstacle, note = location_problem(facts.locations, rules.version.endswith("+cpu"))
+            if obstacle:
+                obstacles.append(Obstacle("location", obstacle))
+            if note:
+                notes.append(note)
         if malformed is None and blob.facts is None and facts.end < len(blob.data):
             queue.append(blob.appended(facts.end))
     if torchscript:  # the archive's own TorchScript helpers, resolved by torch.jit.load
@@ -323,12 +330,6 @@ def _judge_records(
             obstacles.append(Obstacle("records", problem.message))
         elif problem.before:
             notes.append(problem.before)
-    # A torch build labelled +cpu has no device backend; a table release may be any build.
-    obstacle, note = location_problem(facts.locations, rules.version.endswith("+cpu"))
-    if obstacle:
-        obstacles.append(Obstacle("location", obstacle))
-    if note:
-        notes.append(note)
     unread = facts.unread_storages + facts.unread_tensors
     if unread:
         notes.append(

@@ -314,3 +314,19 @@ def test_an_encrypted_record_is_one_torch_cannot_read(tmp_path, rules, member):
     scan = scan_file(path, rules)
     assert not scan.loadable
     assert any("encrypted" in r for r in scan.reasons()), scan.reasons()
+
+
+def test_a_legacy_file_saved_on_a_gpu_is_judged_like_a_zip(tmp_path, rules):
+    if not rules.version.endswith("+cpu"):
+        pytest.skip(f"needs a CPU build of torch (this is {rules.version})")
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(4.0)}, buf, _use_new_zipfile_serialization=False)
+    raw = buf.getvalue()
+    assert raw.count(b"X\x03\x00\x00\x00cpu") == 1
+    path = tmp_path / "legacy_cuda.pt"
+    path.write_bytes(raw.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0"))
+    assert not _loads(path)
+    scan = scan_file(path, rules)
+    assert scan.format == "torch-legacy"
+    assert not scan.loadable
+    assert any("storages saved on cuda:0" in r for r in scan.reasons()), scan.reasons()

@@ -73,6 +73,7 @@ def read_side(path: str, key: str | None, strip: Sequence[str], name: str) -> Si
     )
     for raw, new in zip(raw_keys, _stripped(raw_keys, strip), strict=True):
         side.origin[new] = (str(p), inv.format, raw)
+    _warn_dangerous(side, name)
     return side
 
 
@@ -158,7 +159,18 @@ def _read_directory(directory: Path, key: str | None, strip: Sequence[str], name
     if strip:
         notes.append(f"{name}: prefix {' / '.join(repr(p) for p in strip)} stripped")
     side.sd = StateDict(merged, key, notes)
+    _warn_dangerous(side, name)
     return side
+
+
+def _warn_dangerous(side: Side, name: str) -> None:
+    """Say it where the keys compare the same: a file that can run code is never 'same'."""
+    if side.dangerous:
+        names = sorted(set(side.dangerous))
+        side.sd.notes.append(
+            f"{name}: DANGEROUS: names globals that can run code ({', '.join(names[:3])}"
+            f"{', ...' if len(names) > 3 else ''}): never torch.load it"
+        )
 
 
 # --- values (only with --values: loads, under weights_only=True or safetensors) ----------

@@ -354,3 +354,23 @@ def test_a_state_dict_written_by_torch_2_5_diffs_clean_against_2_13(tmp_path, ol
             diff = _diff(root / other, tmp_path / name, "--values")
             assert diff.returncode == 0, (name, other, diff.stdout, diff.stderr)
     assert len(sd) > 10
+
+
+def test_a_side_that_can_run_code_is_never_just_the_same(tmp_path):
+    """Its state dict matches, keys and all; a pickle beside data.pkl names posix.system."""
+    import io
+    import zipfile
+
+    state = collections.OrderedDict(w=torch.zeros(2))
+    clean, evil = tmp_path / "clean.pt", tmp_path / "evil.pt"
+    torch.save(state, clean)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+        folder = src.namelist()[0].split("/")[0]
+        dst.writestr(f"{folder}/extra.pkl", p2_posix_system(tmp_path / "never"))
+    proc = _diff(str(clean), str(evil))
+    assert "DANGEROUS: names globals that can run code (posix.system)" in proc.stdout
+    assert not (tmp_path / "never").exists()

@@ -193,6 +193,14 @@ def baseline_problems(doc: dict[str, Any]) -> list[str]:
         problems.append(f"no baseline from a matrix whose {_unproved_text(unproved)}")
     if disagreement := _disagreement_text(doc):
         problems.append(f"no baseline from a matrix whose {disagreement}")
+    predicted_problems = (doc.get("predicted") or {}).get("problems") or []
+    if predicted_problems:
+        # Rows it could not predict would be missing from the baseline, and every later
+        # break of them would pass as new data.
+        problems.append(
+            "no baseline from a matrix whose predicted columns are incomplete: "
+            + "; ".join(predicted_problems)
+        )
     return problems
 
 

@@ -68,8 +68,12 @@ def predict_columns(
     """
     real_readers = [r for r in doc["readers"] if r.get("torch")]
     releases = predicted_releases(r["torch"] or "" for r in real_readers)
-    numpys = sorted({r["numpy"] or "none" for r in real_readers}, key=version_key)
     problems: list[str] = []
+    numpys = [
+        n
+        for n in sorted({r["numpy"] or "none" for r in real_readers}, key=version_key)
+        if _numpy_known(n, problems)
+    ]
     files = _read_goldens(goldens, doc, problems)
     readers: list[MatrixPredictedReader] = [
         {"tag": f"torch{t}-numpy{n} (predicted)", "torch": t, "numpy": n}
@@ -105,6 +109,16 @@ def predict_columns(
         "agreement": {"checked": checked, "disagreements": disagreements},
         "problems": list(dict.fromkeys(problems)),  # a reader's problem once, not per load
     }
+
+
+def _numpy_known(numpy: str, problems: list[str]) -> bool:
+    """Whether the numpy names table holds `numpy` (else a problem says so, as for a torch)."""
+    try:
+        reader_numpy(numpy)
+    except CkptCompatError:
+        problems.append(f"numpy {numpy} is not in the numpy names table: not predicted")
+        return False
+    return True
 
 
 def _user_names(
@@ -178,6 +192,8 @@ def _agreement(
             problems.append(f"{row['reader']}: torch {torch} is not in the rules table")
             continue
         numpy = reader["numpy"] or "none"
+        if not _numpy_known(numpy, problems):
+            continue
         key = (row["artifact"], row["writer"], row["reader"])
         user = [n for n, s in statuses.get(key, {}).items() if s == "allowed-user"]
         allowlist = _allowlist([*doc["allowlist"], *user], numpy)

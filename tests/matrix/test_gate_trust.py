@@ -396,3 +396,23 @@ def test_before_the_fix_phase_the_report_says_what_proves_the_fix(tmp_path):
         "`nox -s matrix` runs it, or `ckptcompat check-fix` in each reader)"
     )
     assert fix_verified_line(_matrix(tmp_path / "p", "set")) == "fix verified on 2/2 readers"
+
+
+def test_a_reader_whose_numpy_the_table_lacks_is_a_problem_not_a_crash(tmp_path):
+    paths = _cell_reports(tmp_path, "uint16")
+    doc = json.loads(paths[1].read_text())
+    doc["reader"]["numpy"] = "9.9.0"  # a numpy newer than the names table
+    paths[1].write_text(json.dumps(doc))
+    matrix = merge_reports(paths, goldens=tmp_path / "goldens")
+    problems = matrix["predicted"]["problems"]
+    assert "numpy 9.9.0 is not in the numpy names table: not predicted" in problems
+    assert {o["reader"].split("-numpy")[1] for o in matrix["predicted"]["outcomes"]} == {
+        "1.25.2 (predicted)"
+    }
+    assert matrix["predicted"]["agreement"]["checked"] == 2  # A's loads only
+    assert any(
+        p.startswith(
+            "no baseline from a matrix whose predicted columns are incomplete: numpy 9.9.0"
+        )
+        for p in baseline_problems(dict(matrix))
+    )

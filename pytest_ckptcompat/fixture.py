@@ -215,20 +215,20 @@ class CkptCompat:
             lines += [f"\t{e}" for e in errors]
             lines += [f"\t{o}" for o in c.other_lines()]
             lines += [f"  note: {n}" for n in theirs.notes]
-            pytest.fail("\n".join(lines), pytrace=False)
+            fail_finding("\n".join(lines))
         allowlist = self._allowlist((), self.rules())
         try:
             tensors = (
                 load_side(side, allowlist.entries) if side is not None else select(checkpoint, key)
             )
-        except CkptCompatError as exc:
-            pytest.fail(f"{where}: {exc}", pytrace=False)
+        except CkptCompatError as exc:  # torch (weights_only) or safetensors refused it
+            fail_finding(f"{where}: {exc}")
         if side is None and prefixes:
             tensors = {_strip(k, prefixes): v for k, v in tensors.items()}
         try:
             return model.load_state_dict(tensors, strict=strict)
         except RuntimeError as exc:  # the static comparison missed it: say both
-            pytest.fail(f"{where}: load_state_dict refuses it: {exc}", pytrace=False)
+            fail_finding(f"{where}: load_state_dict refuses it: {exc}")
 
     def check(
         self,

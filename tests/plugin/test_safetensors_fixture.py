@@ -258,8 +258,14 @@ def test_dtypes_cast_by_default(ckpt_compat, files):
 
 
 def test_assert_loads_into(pytester):
-    result = run(pytester, LOADS_INTO)
+    report = pytester.path / "report.json"
+    result = run(pytester, LOADS_INTO, "--ckpt-compat", f"--ckpt-compat-report={report}")
     result.assert_outcomes(passed=4, failed=3)
+    # A checkpoint that does not fit the model is a compatibility finding, not a bug of the
+    # project's tests: the matrix's grids show it, and a baseline can hold it.
+    failed = [t for t in json.loads(report.read_text())["tests"] if t["outcome"] == "failed"]
+    assert len(failed) == 3
+    assert all(t["finding"] for t in failed), failed
     out = result.stdout.str()
     every = out[out.index("test_every_difference_at_once") :]
     assert (

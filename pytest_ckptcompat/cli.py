@@ -361,7 +361,7 @@ def _scan(args: argparse.Namespace) -> int:
     # for the installed versions, read from their package metadata.
     from .scan.allowlist import Allowlist
     from .scan.machine import TypeResolver
-    from .scan.predict import reader_numpy, say_provenance, select_torch
+    from .scan.predict import reader_numpy, select_torch
 
     names, first_party = _project(args)
     numpy = reader_numpy(args.numpy)
@@ -393,8 +393,6 @@ def _scan(args: argparse.Namespace) -> int:
         else FileScan(str(path), error=error)
         for path, error in found.entries
     ]
-    for result in results:  # rules that only approximate this torch say so on every file
-        say_provenance(result, rules)
     if args.format in ("json", "sarif"):
         doc: schemas.ScanDoc = {
             "schema": schemas.SCAN,

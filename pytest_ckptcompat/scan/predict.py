@@ -371,16 +371,6 @@ def _predict(
         allowlist = Allowlist.for_reader(allowlist, numpy)
     readers = readers_for(torch)
     scans = scan_for(shown, opener, readers, allowlist, TypeResolver(numpy))
-    for rules, scan in zip(readers, scans, strict=True):
-        say_provenance(scan, rules)
     return Prediction(shown, numpy.version, dict(zip(torch, scans, strict=True)))
 
 
-def say_provenance(scan: FileScan, rules: TorchRules) -> None:
-    """Add to `scan`'s notes where its rules come from, when they are not that torch's own.
-
-    A file torch.load never reads (safetensors) or could not read has no verdict to qualify.
-    """
-    qualified = scan.verdict is not None and scan.format != "safetensors"
-    if rules.provenance and qualified and rules.provenance not in scan.notes:
-        scan.notes.append(rules.provenance)

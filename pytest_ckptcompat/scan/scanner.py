@@ -307,6 +307,10 @@ def _judge(
             raise UnreadableCheckpointError(ckpt.path, errors[0])
         more = tuple(Obstacle("unreadable", e) for e in errors)
         verdict = Verdict(verdict.requirements, verdict.obstacles + more)
+    if rules.provenance and ckpt.format != "safetensors":
+        # Rules that only approximate this torch (a local or dev build) say so on every
+        # file they judge (torch.load never reads a safetensors file).
+        notes.append(rules.provenance)
     return FileScan(ckpt.path, ckpt.format, verdict, members, notes=notes)
 
 

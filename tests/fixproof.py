@@ -73,6 +73,16 @@ def save(folder: Path) -> None:
     torch.save(changed(), folder / f"changed.{tag}.pt")
 
 
+def save_rng(folder: Path) -> None:
+    """A legacy RandomState object, which loads only under the numpy major that wrote it."""
+    import numpy as np
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = f"torch{torch.__version__.split('+')[0]}-numpy{np.__version__}"
+    torch.save({"rng": np.random.RandomState(0)}, folder / f"rng.{tag}.pt")
+
+
 def load(files: list[str], snippet: str | None) -> dict[str, str]:
     import torch
 
@@ -95,6 +105,8 @@ if __name__ == "__main__":
     command, *rest = sys.argv[1:]
     if command == "save":
         save(Path(rest[0]))
+    elif command == "save-rng":
+        save_rng(Path(rest[0]))
     elif command == "load":
         print(json.dumps(load(rest[1:], rest[0])))
     else:

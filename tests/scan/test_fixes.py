@@ -91,6 +91,31 @@ def test_printed_snippet_loads_every_writer_in_every_reader(written, old_python,
 
 
 @pytest.mark.slow
+def test_the_random_state_snippet_loads_it_under_the_numpy_major_that_wrote_it(
+    old_python, tmp_path
+):
+    """The numpy.random submodule entries (`import numpy.random.mtrand`, ...), applied for
+    real: each reader loads the RandomState its own numpy major wrote (numpy 2 here,
+    numpy 1.25.2 in the torch 2.5.1 environment), as the printed header says."""
+    readers = [sys.executable, old_python]
+    for python in readers:
+        _run(python, "save-rng", str(tmp_path))
+    files = sorted(tmp_path.glob("rng.*.pt"))
+    assert len(files) == 2
+    text = _advice_for(files, readers)
+    assert "numpy.random" in printed_snippet(text)
+    snippet = tmp_path / "safe_globals.py"
+    snippet.write_text(printed_snippet(text))
+    for python in readers:
+        major = "-numpy2." if python == sys.executable else "-numpy1."
+        own = [str(f) for f in files if major in f.name]
+        assert len(own) == 1
+        assert json.loads(_run(python, "plain", *own))[own[0]]  # refused without it
+        errors = json.loads(_run(python, "load", str(snippet), *own))
+        assert not any(errors.values()), (python, errors)
+
+
+@pytest.mark.slow
 def test_changing_what_you_save_needs_no_allowlist_anywhere(written, old_python):
     changed = [f for f in written if f.name.startswith("changed.")]
     assert len(changed) == 2

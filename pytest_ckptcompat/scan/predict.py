@@ -372,5 +372,3 @@ def _predict(
     readers = readers_for(torch)
     scans = scan_for(shown, opener, readers, allowlist, TypeResolver(numpy))
     return Prediction(shown, numpy.version, dict(zip(torch, scans, strict=True)))
-
-
